@@ -3,6 +3,7 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <stop_token>
 #include <string>
 #include <string_view>
 
@@ -19,6 +20,9 @@ struct HttpRequest {
   // Whole-request deadline for send(); for stream() the deadline of connecting and of the first
   // byte only.
   std::chrono::milliseconds timeout{30000};
+  // For stream(): when a stop is requested on it, the stream ends as if `on_data` had returned
+  // false, even while no byte arrives (checked at least once a second).
+  std::stop_token stop;
 };
 
 struct HttpResponse {
