@@ -44,13 +44,16 @@ struct ClusterConfig {
 };
 
 // Runs a program and returns its standard output; the seam that exec credential plugins use.
-// `env` entries are "NAME=value" added to the parent's environment.
-using CommandRunner = std::function<Result<std::string>(
-    const std::string& command, const std::vector<std::string>& args,
-    const std::vector<std::string>& env)>;
+// `env` entries are "NAME=value" added to the parent's environment. Error messages need not name
+// the command: the caller adds it.
+using CommandRunner = std::function<Result<std::string>(const std::string& command,
+                                                        const std::vector<std::string>& args,
+                                                        const std::vector<std::string>& env)>;
 
-// The real CommandRunner (fork/exec, stdout captured, stderr passed through, non-zero exit is an
-// error that quotes stderr's last line).
+// The real CommandRunner: spawns `command` (a path, or a bare name searched in PATH; no shell)
+// with `args`, stdin from /dev/null and the parent's environment plus `env`; captures stdout and
+// copies stderr through to ours. Errors (kIo): "cannot start: No such file or directory",
+// "exited with status 1: <stderr's last line>", "killed by signal 9". There is no time limit.
 Result<std::string> runCommand(const std::string& command, const std::vector<std::string>& args,
                                const std::vector<std::string>& env);
 
@@ -63,11 +66,20 @@ struct KubeconfigOptions {
   };
 };
 
-// Loads a kubeconfig file: the current (or given) context, its cluster (server, CA data or file,
-// insecure-skip-tls-verify, tls-server-name) and user (client cert/key data or file, token or
-// tokenFile, exec plugin). Relative file paths resolve against the kubeconfig's folder. Errors
-// name the file and the field ("users[0].user.client-key: file /x not readable").
-Result<ClusterConfig> loadKubeconfig(const std::string& path, const KubeconfigOptions& options = {});
+// Loads a kubeconfig file: the current (or given) context and its namespace, its cluster (server,
+// CA data or file, insecure-skip-tls-verify, tls-server-name) and user (client cert/key data or
+// file, token or tokenFile, exec plugin). Relative file paths resolve against the kubeconfig's
+// folder. Errors name the file and the field ("kubeconfig /x/config:
+// users[0].user.client-key: cannot read /y/key.pem: No such file or directory") and set
+// Error::field. Settings Picket cannot honour are errors rather than silently dropped:
+// auth-provider, basic auth, impersonation, proxy-url, an exec plugin that needs a terminal.
+//
+// Credentials: a token file is re-read when a minute old and after invalidate(); an exec
+// plugin's answer is kept until its expirationTimestamp (per options.now) or invalidate().
+// With provideClusterInfo the plugin gets server, tls-server-name, insecure-skip-tls-verify and
+// certificate-authority-data, but not the cluster's exec extension (spec.cluster.config).
+Result<ClusterConfig> loadKubeconfig(const std::string& path,
+                                     const KubeconfigOptions& options = {});
 
 // The same from YAML text; `origin` names it in errors and `base_dir` resolves relative paths.
 Result<ClusterConfig> parseKubeconfig(const std::string& yaml, const std::string& origin,
@@ -85,12 +97,16 @@ struct InClusterOptions {
   };
 };
 
-// The config of a pod's service account. The token file is re-read periodically (the kubelet
-// rotates it) and after a 401.
+// The config of a pod's service account: server https://HOST:PORT (an IPv6 host in brackets),
+// CA from ca.crt, namespace from the namespace file ("default" when absent). The token file is
+// re-read once a minute (the kubelet rotates it) and after invalidate(). Errors begin with
+// "in-cluster config: ".
 Result<ClusterConfig> inClusterConfig(const InClusterOptions& options = {});
 
-// The usual order: an explicit kubeconfig path, else $KUBECONFIG, else in-cluster when running in
-// a pod, else ~/.kube/config.
+// The usual order: an explicit kubeconfig path, else $KUBECONFIG, else in-cluster when
+// KUBERNETES_SERVICE_HOST is set, else ~/.kube/config. Of a colon-separated $KUBECONFIG only the
+// first non-empty entry is read: kubectl merges them all, which Picket's programs have no need
+// for. `context` overrides current-context and is an error in-cluster, where there are none.
 Result<ClusterConfig> loadDefaultConfig(const std::string& kubeconfig_path,
                                         const std::string& context);
 
