@@ -57,10 +57,13 @@ using CommandRunner = std::function<Result<std::string>(const std::string& comma
 Result<std::string> runCommand(const std::string& command, const std::vector<std::string>& args,
                                const std::vector<std::string>& env);
 
+// How loadKubeconfig and parseKubeconfig read a kubeconfig; the defaults suit production.
 struct KubeconfigOptions {
   // Use this context instead of current-context.
   std::string context;
+  // Runs exec credential plugins; tests pass a fake.
   CommandRunner run_command = runCommand;
+  // Wall-clock time: judges exec answers' expirationTimestamp and the age of a tokenFile read.
   std::function<std::chrono::system_clock::time_point()> now = [] {
     return std::chrono::system_clock::now();
   };
@@ -86,6 +89,7 @@ Result<ClusterConfig> parseKubeconfig(const std::string& yaml, const std::string
                                       const std::string& base_dir,
                                       const KubeconfigOptions& options = {});
 
+// Where inClusterConfig finds the pod's service account; the defaults suit production.
 struct InClusterOptions {
   // Where the service-account token, CA and namespace are mounted.
   std::string secrets_dir = "/var/run/secrets/kubernetes.io/serviceaccount";
