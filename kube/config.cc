@@ -69,8 +69,11 @@ class KubeconfigParser {
                                      const char* key) const;
   Result<bool> optionalBool(const YAML::Node& parent, const std::string& parent_field,
                             const char* key) const;
+  // The entry of `list_key` named `name`, and its `body_key` mapping; a missing body is an
+  // error unless `body_optional`. `referrer` ends the not-found message.
   Result<Named> findNamed(const YAML::Node& root, const char* list_key, const char* body_key,
-                          const std::string& name, const std::string& referrer) const;
+                          const std::string& name, const std::string& referrer,
+                          bool body_optional) const;
   Result<std::optional<std::string>> readPem(const YAML::Node& parent,
                                              const std::string& parent_field, const char* data_key,
                                              const char* file_key, PemKind kind) const;
@@ -106,11 +109,9 @@ Result<bool> KubeconfigParser::optionalBool(const YAML::Node& parent,
   return value;
 }
 
-Result<KubeconfigParser::Named> KubeconfigParser::findNamed(const YAML::Node& root,
-                                                            const char* list_key,
-                                                            const char* body_key,
-                                                            const std::string& name,
-                                                            const std::string& referrer) const {
+Result<KubeconfigParser::Named> KubeconfigParser::findNamed(
+    const YAML::Node& root, const char* list_key, const char* body_key, const std::string& name,
+    const std::string& referrer, bool body_optional) const {
   const YAML::Node list = root[list_key];
   const std::string what = std::string(body_key) + " \"" + name + "\"";
   if (list && !list.IsNull() && !list.IsSequence()) return invalid(list_key, "must be a list");
@@ -132,8 +133,7 @@ Result<KubeconfigParser::Named> KubeconfigParser::findNamed(const YAML::Node& ro
       const std::string body_field = item_field + "." + body_key;
       const YAML::Node body = item[body_key];
       if (!body || body.IsNull()) {
-        // An empty user ("user: {}" written as "user:") is legal: it means anonymous.
-        if (std::string(body_key) != "user") return invalid(body_field, "missing");
+        if (!body_optional) return invalid(body_field, "missing");
       } else if (!body.IsMap()) {
         return invalid(body_field, "must be a mapping");
       }
@@ -380,7 +380,7 @@ Result<ClusterConfig> KubeconfigParser::parse(const YAML::Node& root) {
     if (current->empty()) return invalid("current-context", "not set, and no context was given");
     context_name = *current;
   }
-  auto context = findNamed(root, "contexts", "context", context_name, "");
+  auto context = findNamed(root, "contexts", "context", context_name, "", false);
   if (!context) return makeError(std::move(context.error()));
 
   auto cluster_name = optionalString(context->body, context->field, "cluster");
@@ -392,7 +392,7 @@ Result<ClusterConfig> KubeconfigParser::parse(const YAML::Node& root) {
   if (!namespace_name) return makeError(std::move(namespace_name.error()));
 
   const std::string referrer = " (named by context \"" + context_name + "\")";
-  auto cluster = findNamed(root, "clusters", "cluster", *cluster_name, referrer);
+  auto cluster = findNamed(root, "clusters", "cluster", *cluster_name, referrer, false);
   if (!cluster) return makeError(std::move(cluster.error()));
 
   ClusterConfig config;
@@ -405,7 +405,8 @@ Result<ClusterConfig> KubeconfigParser::parse(const YAML::Node& root) {
     config.credentials = std::make_shared<StaticCredentialSource>(Credentials{});
     return config;
   }
-  auto user = findNamed(root, "users", "user", *user_name, referrer);
+  // An empty user ("user:" with nothing under it) is legal: it means anonymous.
+  auto user = findNamed(root, "users", "user", *user_name, referrer, true);
   if (!user) return makeError(std::move(user.error()));
   auto credentials = readUser(*user, config);
   if (!credentials) return makeError(std::move(credentials.error()));

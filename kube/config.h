@@ -96,6 +96,7 @@ struct InClusterOptions {
   // KUBERNETES_SERVICE_HOST / KUBERNETES_SERVICE_PORT; read from the environment when empty.
   std::string host;
   std::string port;
+  // Monotonic time: judges the age of the last token read.
   std::function<std::chrono::steady_clock::time_point()> now = [] {
     return std::chrono::steady_clock::now();
   };

@@ -114,6 +114,15 @@ TEST(KubeconfigTest, GivesNoCredentialsForContextWithoutUser) {
   EXPECT_EQ(credentials.client_cert_pem, "");
 }
 
+// Tests that a user entry with nothing under "user:" is anonymous too, as kubectl treats it.
+TEST(KubeconfigTest, ReadsEmptyUserAsAnonymous) {
+  auto config = parseKubeconfig(kubeconfig(kServer, ""), "/x/config", "/x");
+  ASSERT_TRUE(config) << config.error().message;
+  const Credentials credentials = credentialsOf(*config);
+  EXPECT_EQ(credentials.bearer_token, "");
+  EXPECT_EQ(credentials.client_cert_pem, "");
+}
+
 // Tests that inline data wins over a file path given next to it, as in client-go: the file is
 // not even read.
 TEST(KubeconfigTest, PrefersInlineDataOverFile) {
