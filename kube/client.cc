@@ -168,11 +168,11 @@ Client::Client(std::shared_ptr<Transport> transport, RetryPolicy retry, Discover
   if (!discovery_.now) discovery_.now = [] { return std::chrono::steady_clock::now(); };
 }
 
-Result<HttpResponse> Client::sendChecked(HttpRequest request) {
+Result<HttpResponse> Client::sendChecked(const HttpRequest& request) {
   return withRetries(retry_, request, [&] { return transport_->send(request); });
 }
 
-Result<HttpResponse> Client::streamChecked(HttpRequest request,
+Result<HttpResponse> Client::streamChecked(const HttpRequest& request,
                                            const std::function<bool(std::string_view)>& on_data,
                                            std::chrono::milliseconds stall_timeout) {
   // A non-2xx answer passes no bytes to `on_data`, so a retried stream never repeats data.
@@ -180,7 +180,7 @@ Result<HttpResponse> Client::streamChecked(HttpRequest request,
                      [&] { return transport_->stream(request, on_data, stall_timeout); });
 }
 
-Result<json> Client::sendForObject(HttpRequest request) {
+Result<json> Client::sendForObject(const HttpRequest& request) {
   auto response = sendChecked(request);
   if (!response) return makeError(std::move(response.error()));
   json body = json::parse(response->body, nullptr, /*allow_exceptions=*/false);
@@ -199,7 +199,7 @@ Result<json> Client::get(const Resource& resource, std::string_view ns, std::str
   HttpRequest request;
   request.method = "GET";
   request.path = resource.objectPath(*target_ns, name);
-  return sendForObject(std::move(request));
+  return sendForObject(request);
 }
 
 Result<ListPage> Client::listPage(const Resource& resource, std::string_view ns,
@@ -253,7 +253,7 @@ Result<ListPage> Client::listPage(const Resource& resource, std::string_view ns,
 }
 
 Result<ObjectList> Client::list(const Resource& resource, std::string_view ns,
-                                ListOptions options) {
+                                const ListOptions& options) {
   if (!options.continue_token.empty()) {
     return makeError(ErrorCode::kInvalidArgument,
                      "list() walks every page itself and takes no continue_token; use listPage()");
@@ -316,7 +316,7 @@ Result<json> Client::create(const Resource& resource, std::string_view ns, const
   request.method = "POST";
   request.path = path + query.str();
   request.body = std::move(*body);
-  return sendForObject(std::move(request));
+  return sendForObject(request);
 }
 
 Result<json> Client::update(const Resource& resource, std::string_view ns, const json& object,
@@ -334,7 +334,7 @@ Result<json> Client::update(const Resource& resource, std::string_view ns, const
   request.method = "PUT";
   request.path = resource.objectPath(*target_ns, *name, options.subresource) + query.str();
   request.body = std::move(*body);
-  return sendForObject(std::move(request));
+  return sendForObject(request);
 }
 
 Result<json> Client::patch(const Resource& resource, std::string_view ns, std::string_view name,
@@ -360,7 +360,7 @@ Result<json> Client::patch(const Resource& resource, std::string_view ns, std::s
   request.path = resource.objectPath(*target_ns, name, options.subresource) + query.str();
   request.content_type = patchContentType(type);
   request.body = std::move(*body);
-  return sendForObject(std::move(request));
+  return sendForObject(request);
 }
 
 Result<json> Client::apply(const Resource& resource, std::string_view ns, const json& object,
@@ -393,7 +393,7 @@ Result<json> Client::apply(const Resource& resource, std::string_view ns, const 
   request.path = resource.objectPath(*target_ns, *name, options.subresource) + query.str();
   request.content_type = kApplyContentType;
   request.body = std::move(*body);
-  return sendForObject(std::move(request));
+  return sendForObject(request);
 }
 
 Status Client::remove(const Resource& resource, std::string_view ns, std::string_view name,
@@ -430,7 +430,7 @@ Status Client::remove(const Resource& resource, std::string_view ns, std::string
   request.method = "DELETE";
   request.path = resource.objectPath(*target_ns, name);
   request.body = std::move(*text);
-  auto response = sendChecked(std::move(request));
+  auto response = sendChecked(request);
   if (!response) return makeError(std::move(response.error()));
   return ok();
 }
@@ -611,7 +611,7 @@ Result<json> Client::getRaw(std::string_view path) {
   HttpRequest request;
   request.method = "GET";
   request.path = std::string(path);
-  auto response = sendChecked(std::move(request));
+  auto response = sendChecked(request);
   if (!response) return makeError(std::move(response.error()));
   json body = json::parse(response->body, nullptr, /*allow_exceptions=*/false);
   if (body.is_discarded()) return json(response->body);

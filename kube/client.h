@@ -149,7 +149,8 @@ class Client {
   // Every page of a list. When the continue token expires mid-way (410), starts over from the
   // first page, as client-go's pager does, so the result is one consistent snapshot; gives up
   // with kGone after kMaxListRestarts restarts.
-  Result<ObjectList> list(const Resource& resource, std::string_view ns, ListOptions options = {});
+  Result<ObjectList> list(const Resource& resource, std::string_view ns,
+                          const ListOptions& options = {});
   static constexpr int kMaxListRestarts = 3;
 
   // POST to the collection, or with `options.subresource` to that subresource of the object
@@ -210,13 +211,13 @@ class Client {
   };
 
   // Sends with the retry policy applied; maps non-2xx answers to errors.
-  Result<HttpResponse> sendChecked(HttpRequest request);
+  Result<HttpResponse> sendChecked(const HttpRequest& request);
   // The same for a streamed answer.
-  Result<HttpResponse> streamChecked(HttpRequest request,
+  Result<HttpResponse> streamChecked(const HttpRequest& request,
                                      const std::function<bool(std::string_view)>& on_data,
                                      std::chrono::milliseconds stall_timeout);
   // Sends `request` and parses the answer as a JSON object.
-  Result<json> sendForObject(HttpRequest request);
+  Result<json> sendForObject(const HttpRequest& request);
   // The discovery answer for group/version, from the cache while it is fresh.
   Result<DiscoveryEntry> discover(std::string_view group, std::string_view version);
 

@@ -115,7 +115,11 @@ TEST(WatchDecoderTest, RejectsJsonThatIsNotAnEvent) {
     SCOPED_TRACE(line);
     auto event = parseWatchEvent(line);
     ASSERT_FALSE(event);
-    EXPECT_EQ(event.error().message, "malformed watch event (" + why + "): " + line);
+    std::string expected = "malformed watch event (";
+    expected += why;
+    expected += "): ";
+    expected += line;
+    EXPECT_EQ(event.error().message, expected);
   }
 }
 
