@@ -163,8 +163,9 @@ Result<HttpResponse> withRetries(const RetryPolicy& policy, const HttpRequest& r
 Client::Client(std::shared_ptr<Transport> transport, RetryPolicy retry, DiscoveryPolicy discovery)
     : transport_(std::move(transport)), retry_(std::move(retry)), discovery_(std::move(discovery)) {
   CHECK(transport_ != nullptr) << "Client needs a transport";
-  if (!retry_.sleep)
+  if (!retry_.sleep) {
     retry_.sleep = [](std::chrono::milliseconds d) { std::this_thread::sleep_for(d); };
+  }
   if (!discovery_.now) discovery_.now = [] { return std::chrono::steady_clock::now(); };
 }
 

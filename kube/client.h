@@ -20,6 +20,7 @@ namespace picket::kube {
 
 using nlohmann::json;
 
+// What to list and how to page (list() walks the pages itself and refuses a continue token).
 struct ListOptions {
   std::string label_selector;
   std::string field_selector;
@@ -31,6 +32,7 @@ struct ListOptions {
   std::string resource_version;
 };
 
+// One page of a list; an empty continue_token means it was the last.
 struct ListPage {
   std::vector<json> items;
   std::string resource_version;
@@ -43,6 +45,7 @@ struct ObjectList {
   std::string resource_version;
 };
 
+// Options of create(), update() and patch().
 struct WriteOptions {
   std::string field_manager;
   bool dry_run = false;
@@ -50,6 +53,8 @@ struct WriteOptions {
   std::string subresource;
 };
 
+// Options of apply(): `force` takes over fields other managers own (conflicts otherwise fail
+// with kConflict).
 struct ApplyOptions {
   std::string field_manager;  // required
   bool force = false;
@@ -57,8 +62,11 @@ struct ApplyOptions {
   std::string subresource;
 };
 
+// The patch formats patch() sends: JSON merge patch (RFC 7386), strategic merge patch (built-in
+// types only), JSON patch (RFC 6902).
 enum class PatchType { kMerge, kStrategicMerge, kJson };
 
+// The DeleteOptions body of remove(); a failed precondition is kConflict.
 struct DeleteOptions {
   std::string precondition_uid;
   std::string precondition_resource_version;
@@ -72,14 +80,17 @@ enum class WatchEventType { kAdded, kModified, kDeleted, kBookmark, kError };
 
 // Parses "ADDED", "MODIFIED", ...; nullopt for anything else.
 std::optional<WatchEventType> parseWatchEventType(std::string_view text);
+// "ADDED", "MODIFIED", ... as the API server spells them.
 const char* watchEventTypeName(WatchEventType type);
 
+// One event of a watch stream.
 struct WatchEvent {
   WatchEventType type = WatchEventType::kAdded;
   // The object; for kError, the Status the server sent.
   json object;
 };
 
+// Options of one watch request.
 struct WatchOptions {
   // Watch changes after this version (from a list or an earlier event). Required.
   std::string resource_version;
