@@ -37,9 +37,8 @@ inline const Resource kLeases{"coordination.k8s.io", "v1", "leases", "Lease", tr
 inline const Resource kEvents{"events.k8s.io", "v1", "events", "Event", true};
 inline const Resource kEndpointSlices{"discovery.k8s.io", "v1", "endpointslices", "EndpointSlice",
                                       true};
-inline const Resource kCustomResourceDefinitions{"apiextensions.k8s.io", "v1",
-                                                 "customresourcedefinitions",
-                                                 "CustomResourceDefinition", false};
+inline const Resource kCustomResourceDefinitions{
+    "apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", false};
 inline const Resource kMutatingWebhookConfigurations{"admissionregistration.k8s.io", "v1",
                                                      "mutatingwebhookconfigurations",
                                                      "MutatingWebhookConfiguration", false};
