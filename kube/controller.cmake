@@ -1,12 +1,20 @@
-# Controller machinery over the Kubernetes client: clock, work queue, informer, leader election,
-# event recorder.
-# Until kube/client.cmake defines picket::kube_client, only the parts that need no client build.
+# kube_controller: the machinery controllers are built from, over the Kubernetes client: clock,
+# work queue, informer, leader election, event recorder. Each class reaches the API through
+# function values (made from a Client by clientListerWatcher / clientLeaseStore /
+# clientEventSink), so its logic is unit-tested without a server.
 picket_cc_library(
-  NAME kube_controller_core
+  NAME kube_controller
   SRCS clock.cc
        work_queue.cc
+       informer.cc
+       leader_elector.cc
+       event_recorder.cc
   HDRS clock.h
        work_queue.h
-  DEPS picket::result
+       informer.h
+       leader_elector.h
+       event_recorder.h
+  DEPS picket::kube_client
+       picket::result
        glog::glog
        Threads::Threads)

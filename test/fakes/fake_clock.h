@@ -14,7 +14,12 @@ namespace picket::kube {
 // A Clock whose time moves only when a test calls advance(). Threads waiting on it with a
 // deadline (waitUntil, sleepFor) wake when advance() reaches their deadline; waitForWaiters()
 // lets a test hold off until a background thread is parked on the clock, so nothing depends on
-// real timing.
+// real timing:
+//
+//   elector->start();
+//   ASSERT_TRUE(clock.waitForWaiters(1));  // the thread made its attempt and sleeps
+//   clock.advance(std::chrono::seconds(2));  // it wakes for the next attempt
+//   ASSERT_TRUE(clock.waitForWaiters(1));  // ... which is done now
 class FakeClock : public Clock {
  public:
   // Starts at an arbitrary steady time and at `system_start` on the wall clock
@@ -56,7 +61,7 @@ class FakeClock : public Clock {
     // never holds its own mutex while it takes registry_mutex_ (the lock order stays one way).
     // Because advance() notifies under the waiter's mutex, the check of now() below and the
     // wait cannot miss an advance() in between.
-    Waiter waiter{lock.mutex(), &cv};
+    Waiter waiter{lock.mutex(), &cv, deadline};
     lock.unlock();
     {
       std::lock_guard<std::mutex> guard(registry_mutex_);
@@ -77,18 +82,28 @@ class FakeClock : public Clock {
     return done();
   }
 
-  // Moves both the steady and the wall clock forward and wakes every waiter.
-  void advance(std::chrono::nanoseconds duration) {
+  // Moves both the steady and the wall clock forward, wakes every waiter, and returns once each
+  // waiter whose deadline has now passed has left its wait (so a test that then calls
+  // waitForWaiters() sees the thread park again only after it did its work). Gives up on that
+  // after `limit` of real time.
+  void advance(std::chrono::nanoseconds duration,
+               std::chrono::milliseconds limit = std::chrono::milliseconds(10000)) {
+    SteadyTime now;
     {
       std::lock_guard<std::mutex> guard(time_mutex_);
       steady_ += std::chrono::duration_cast<SteadyTime::duration>(duration);
       system_ += std::chrono::duration_cast<SystemTime::duration>(duration);
+      now = steady_;
     }
-    std::lock_guard<std::mutex> guard(registry_mutex_);
+    std::unique_lock<std::mutex> lock(registry_mutex_);
     for (Waiter* waiter : waiters_) {
       std::lock_guard<std::mutex> waiter_guard(*waiter->mutex);
       waiter->cv->notify_all();
     }
+    waiters_changed_.wait_for(lock, limit, [&] {
+      return std::none_of(waiters_.begin(), waiters_.end(),
+                          [&](const Waiter* waiter) { return waiter->deadline <= now; });
+    });
   }
 
   // Blocks (in real time, at most `limit`) until at least `count` threads wait on this clock
@@ -110,6 +125,7 @@ class FakeClock : public Clock {
   struct Waiter {
     std::mutex* mutex;
     std::condition_variable* cv;
+    SteadyTime deadline;
   };
 
   mutable std::mutex time_mutex_;

@@ -1,0 +1,422 @@
+#include "kube/informer.h"
+
+#include <glog/logging.h>
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <utility>
+
+namespace picket::kube {
+
+namespace {
+
+// metadata.resourceVersion of `object`, or "" when it has none.
+std::string resourceVersionOf(const json& object) {
+  const auto metadata = object.find("metadata");
+  if (metadata == object.end() || !metadata->is_object()) {
+    return {};
+  }
+  const auto version = metadata->find("resourceVersion");
+  if (version == metadata->end() || !version->is_string()) {
+    return {};
+  }
+  return version->get<std::string>();
+}
+
+std::function<double()> defaultRandom() {
+  auto engine = std::make_shared<std::mt19937_64>(std::random_device{}());
+  return [engine] { return std::uniform_real_distribution<double>(0.0, 1.0)(*engine); };
+}
+
+}  // namespace
+
+Result<std::string> objectKey(const json& object) {
+  if (!object.is_object()) {
+    return makeError(ErrorCode::kInvalidArgument, "object is not a JSON object");
+  }
+  const auto metadata = object.find("metadata");
+  if (metadata == object.end() || !metadata->is_object()) {
+    return makeError(ErrorCode::kInvalidArgument, "object has no metadata", "metadata");
+  }
+  const auto name = metadata->find("name");
+  if (name == metadata->end() || !name->is_string() ||
+      name->get_ref<const std::string&>().empty()) {
+    return makeError(ErrorCode::kInvalidArgument, "object has no metadata.name", "metadata.name");
+  }
+  const auto ns = metadata->find("namespace");
+  if (ns != metadata->end() && ns->is_string() && !ns->get_ref<const std::string&>().empty()) {
+    return ns->get<std::string>() + "/" + name->get<std::string>();
+  }
+  return name->get<std::string>();
+}
+
+ListerWatcher clientListerWatcher(Client& client, Resource resource, std::string ns,
+                                  std::string label_selector, std::string field_selector) {
+  ListerWatcher lister_watcher;
+  lister_watcher.list = [&client, resource, ns, label_selector, field_selector] {
+    ListOptions options;
+    options.label_selector = label_selector;
+    options.field_selector = field_selector;
+    return client.list(resource, ns, options);
+  };
+  lister_watcher.watch = [&client, resource, ns, label_selector, field_selector](
+                             const WatchOptions& options,
+                             const std::function<bool(const WatchEvent&)>& on_event) {
+    WatchOptions selected = options;
+    selected.label_selector = label_selector;
+    selected.field_selector = field_selector;
+    return client.watch(resource, ns, selected, on_event);
+  };
+  return lister_watcher;
+}
+
+Informer::Informer(ListerWatcher lister_watcher, Clock& clock, InformerOptions options)
+    : lister_watcher_(std::move(lister_watcher)),
+      clock_(clock),
+      options_(std::move(options)),
+      random_(options_.random ? options_.random : defaultRandom()),
+      next_backoff_(options_.initial_backoff) {}
+
+Informer::~Informer() { stop(); }
+
+void Informer::addHandlers(EventHandlers handlers) {
+  std::lock_guard<std::mutex> guard(mutex_);
+  CHECK(!started_) << "informer " << options_.name << ": addHandlers() after start()";
+  handlers_.push_back(std::move(handlers));
+}
+
+void Informer::start() {
+  {
+    std::lock_guard<std::mutex> guard(mutex_);
+    CHECK(!started_) << "informer " << options_.name << ": start() called twice";
+    started_ = true;
+  }
+  delivery_ = std::jthread([this](std::stop_token stop) { runDelivery(stop); });
+  reflector_ = std::jthread([this](std::stop_token stop) { runReflector(stop); });
+}
+
+void Informer::stop() {
+  {
+    std::lock_guard<std::mutex> guard(mutex_);
+    stopping_ = true;
+    pending_.clear();
+  }
+  cv_.notify_all();
+  // request_stop() also ends a watch that is waiting for bytes (WatchOptions::stop).
+  for (std::jthread* thread : {&reflector_, &delivery_}) {
+    if (thread->joinable()) {
+      thread->request_stop();
+      thread->join();
+    }
+  }
+}
+
+bool Informer::hasSynced() const {
+  std::lock_guard<std::mutex> guard(mutex_);
+  return synced_;
+}
+
+bool Informer::waitForSync(SteadyTime deadline) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  clock_.waitUntil(lock, cv_, deadline, [&] { return synced_ || stopping_; });
+  return synced_;
+}
+
+ObjectPtr Informer::get(std::string_view key) const {
+  std::lock_guard<std::mutex> guard(mutex_);
+  const auto it = cache_.find(key);
+  return it == cache_.end() ? nullptr : it->second;
+}
+
+ObjectPtr Informer::get(std::string_view ns, std::string_view name) const {
+  if (ns.empty()) {
+    return get(name);
+  }
+  std::string key;
+  key.reserve(ns.size() + 1 + name.size());
+  key.append(ns).append("/").append(name);
+  return get(key);
+}
+
+std::vector<ObjectPtr> Informer::list() const {
+  std::lock_guard<std::mutex> guard(mutex_);
+  std::vector<ObjectPtr> objects;
+  objects.reserve(cache_.size());
+  for (const auto& [key, object] : cache_) {
+    objects.push_back(object);
+  }
+  return objects;
+}
+
+std::vector<ObjectPtr> Informer::listNamespace(std::string_view ns) const {
+  // Keys of one namespace are contiguous in the ordered map: names cannot contain '/', so
+  // "ns/" is a prefix that no other namespace's keys share.
+  std::string prefix(ns);
+  prefix += '/';
+  std::lock_guard<std::mutex> guard(mutex_);
+  std::vector<ObjectPtr> objects;
+  for (auto it = cache_.lower_bound(prefix);
+       it != cache_.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it) {
+    objects.push_back(it->second);
+  }
+  return objects;
+}
+
+std::string Informer::lastResourceVersion() const {
+  std::lock_guard<std::mutex> guard(mutex_);
+  return resource_version_;
+}
+
+double Informer::random() {
+  const double value = random_();
+  return std::clamp(value, 0.0, 1.0);
+}
+
+void Informer::notifyLocked(Notification notification) {
+  pending_.push_back(std::move(notification));
+  cv_.notify_all();
+}
+
+void Informer::queueResyncLocked() {
+  for (const auto& [key, object] : cache_) {
+    notifyLocked({Notification::Kind::kUpdate, object, object});
+  }
+}
+
+bool Informer::listAndReplace() {
+  Result<ObjectList> listed = lister_watcher_.list();
+  if (!listed) {
+    LOG(WARNING) << "informer " << options_.name << ": list failed: " << listed.error().describe();
+    return false;
+  }
+  std::map<std::string, ObjectPtr, std::less<>> fresh;
+  for (json& item : listed->items) {
+    Result<std::string> key = objectKey(item);
+    if (!key) {
+      LOG(ERROR) << "informer " << options_.name
+                 << ": skipping a listed item: " << key.error().describe();
+      continue;
+    }
+    fresh[*key] = std::make_shared<const json>(std::move(item));
+  }
+
+  std::lock_guard<std::mutex> guard(mutex_);
+  // Walk old and new in key order together, so the handlers hear exactly the differences: what
+  // appeared, what changed version, and (with its last cached state) what went away while we
+  // were not watching.
+  auto old_it = cache_.begin();
+  auto new_it = fresh.begin();
+  while (old_it != cache_.end() || new_it != fresh.end()) {
+    if (new_it == fresh.end() || (old_it != cache_.end() && old_it->first < new_it->first)) {
+      notifyLocked({Notification::Kind::kDelete, old_it->second, old_it->second});
+      ++old_it;
+    } else if (old_it == cache_.end() || new_it->first < old_it->first) {
+      notifyLocked({Notification::Kind::kAdd, nullptr, new_it->second});
+      ++new_it;
+    } else {
+      if (resourceVersionOf(*old_it->second) != resourceVersionOf(*new_it->second)) {
+        notifyLocked({Notification::Kind::kUpdate, old_it->second, new_it->second});
+      }
+      ++old_it;
+      ++new_it;
+    }
+  }
+  cache_ = std::move(fresh);
+  resource_version_ = listed->resource_version;
+  if (!listed_) {
+    listed_ = true;
+    notifyLocked({Notification::Kind::kSynced, nullptr, nullptr});
+  }
+  LOG(INFO) << "informer " << options_.name << ": listed " << cache_.size()
+            << " objects at resourceVersion " << resource_version_;
+  return true;
+}
+
+bool Informer::applyEvent(const WatchEvent& event, bool& saw_event, Status& watch_error) {
+  saw_event = true;
+  if (event.type == WatchEventType::kError) {
+    // Client::watch turns ERROR events into errors itself; this covers ListerWatchers that pass
+    // them on.
+    const bool gone = event.object.is_object() && event.object.value("code", 0) == 410;
+    const std::string message = event.object.is_object() && event.object.contains("message") &&
+                                        event.object["message"].is_string()
+                                    ? event.object["message"].get<std::string>()
+                                    : event.object.dump();
+    watch_error =
+        makeError(gone ? ErrorCode::kGone : ErrorCode::kInternal, "watch ERROR event: " + message);
+    return false;
+  }
+  const std::string version = resourceVersionOf(event.object);
+  if (event.type == WatchEventType::kBookmark) {
+    if (!version.empty()) {
+      std::lock_guard<std::mutex> guard(mutex_);
+      resource_version_ = version;
+    }
+    return true;
+  }
+  Result<std::string> key = objectKey(event.object);
+  if (!key) {
+    LOG(ERROR) << "informer " << options_.name << ": skipping a " << watchEventTypeName(event.type)
+               << " event: " << key.error().describe();
+    return true;
+  }
+  auto object = std::make_shared<const json>(event.object);
+  std::lock_guard<std::mutex> guard(mutex_);
+  if (!version.empty()) {
+    resource_version_ = version;
+  }
+  const auto cached = cache_.find(*key);
+  if (event.type == WatchEventType::kDeleted) {
+    if (cached == cache_.end()) {
+      // Handlers never heard of it; a delete would be the first they hear.
+      VLOG(1) << "informer " << options_.name << ": DELETED for uncached " << *key;
+      return true;
+    }
+    cache_.erase(cached);
+    notifyLocked({Notification::Kind::kDelete, object, object});
+    return true;
+  }
+  // ADDED for a key we hold (a replay after re-watching) is an update, and MODIFIED for a key we
+  // do not hold is an add: the cache, not the event type, says what the handlers have seen.
+  if (cached == cache_.end()) {
+    cache_.emplace(*key, object);
+    notifyLocked({Notification::Kind::kAdd, nullptr, object});
+  } else {
+    ObjectPtr old_object = std::exchange(cached->second, object);
+    notifyLocked({Notification::Kind::kUpdate, std::move(old_object), object});
+  }
+  return true;
+}
+
+Status Informer::watchOnce(std::stop_token stop, bool& saw_event) {
+  WatchOptions options;
+  {
+    std::lock_guard<std::mutex> guard(mutex_);
+    options.resource_version = resource_version_;
+  }
+  options.allow_bookmarks = true;
+  const int64_t low = options_.min_watch_timeout.count();
+  const int64_t high = std::max(low, static_cast<int64_t>(options_.max_watch_timeout.count()));
+  options.timeout_seconds = static_cast<int>(
+      std::min<int64_t>(high, low + static_cast<int64_t>(random() * (high - low + 1))));
+  options.stall_timeout = std::chrono::seconds(options.timeout_seconds) + options_.stall_margin;
+  options.stop = stop;
+
+  Status watch_error = ok();
+  Result<WatchEnd> ended = lister_watcher_.watch(options, [&](const WatchEvent& event) {
+    return applyEvent(event, saw_event, watch_error) && !stop.stop_requested();
+  });
+  if (!watch_error) {
+    return watch_error;
+  }
+  if (!ended) {
+    return makeError(ended.error());
+  }
+  return ok();
+}
+
+void Informer::backOff() {
+  const auto delay = std::min<std::chrono::milliseconds>(
+      options_.max_backoff,
+      std::chrono::duration_cast<std::chrono::milliseconds>(next_backoff_ * (1.0 + random())));
+  next_backoff_ = std::min(options_.max_backoff, next_backoff_ * 2);
+  std::unique_lock<std::mutex> lock(mutex_);
+  clock_.waitUntil(lock, cv_, clock_.now() + delay, [&] { return stopping_; });
+}
+
+void Informer::runReflector(std::stop_token stop) {
+  bool need_list = true;
+  // Whether any event arrived since the last list; a 410 straight after a list would otherwise
+  // relist in a tight loop.
+  bool events_since_list = false;
+  while (!stop.stop_requested()) {
+    if (need_list) {
+      if (!listAndReplace()) {
+        backOff();
+        continue;
+      }
+      need_list = false;
+      events_since_list = false;
+      next_backoff_ = options_.initial_backoff;
+    }
+    bool saw_event = false;
+    const SteadyTime started = clock_.now();
+    Status watched = watchOnce(stop, saw_event);
+    if (stop.stop_requested()) {
+      break;
+    }
+    if (saw_event) {
+      events_since_list = true;
+      next_backoff_ = options_.initial_backoff;
+    }
+    if (watched) {
+      if (!saw_event && clock_.now() - started < options_.min_watch_duration) {
+        LOG(WARNING) << "informer " << options_.name
+                     << ": watch closed at once without events; backing off";
+        backOff();
+      }
+      continue;
+    }
+    if (watched.error().code == ErrorCode::kGone) {
+      LOG(INFO) << "informer " << options_.name << ": resourceVersion " << lastResourceVersion()
+                << " expired; relisting";
+      need_list = true;
+      if (!events_since_list) {
+        backOff();
+      }
+      continue;
+    }
+    LOG(WARNING) << "informer " << options_.name << ": watch failed (" << watched.error().describe()
+                 << "); watching again from resourceVersion " << lastResourceVersion()
+                 << " after a backoff";
+    backOff();
+  }
+}
+
+void Informer::runDelivery(std::stop_token stop) {
+  const bool resync = options_.resync_period > std::chrono::milliseconds::zero();
+  std::unique_lock<std::mutex> lock(mutex_);
+  SteadyTime next_resync = resync ? clock_.now() + options_.resync_period : SteadyTime::max();
+  while (!stopping_ && !stop.stop_requested()) {
+    if (resync && clock_.now() >= next_resync) {
+      // Queued behind the changes not yet delivered, and taken from the cache under the same
+      // lock that queues changes, so a resync never shows handlers a state ahead of their events.
+      if (synced_) {
+        queueResyncLocked();
+      }
+      next_resync = clock_.now() + options_.resync_period;
+    }
+    if (pending_.empty()) {
+      clock_.waitUntil(lock, cv_, next_resync, [&] { return stopping_ || !pending_.empty(); });
+      continue;
+    }
+    Notification notification = std::move(pending_.front());
+    pending_.pop_front();
+    lock.unlock();
+    // Handlers run without the lock so they may read the cache.
+    for (const EventHandlers& handlers : handlers_) {
+      switch (notification.kind) {
+        case Notification::Kind::kAdd:
+          if (handlers.on_add) handlers.on_add(*notification.new_object);
+          break;
+        case Notification::Kind::kUpdate:
+          if (handlers.on_update)
+            handlers.on_update(*notification.old_object, *notification.new_object);
+          break;
+        case Notification::Kind::kDelete:
+          if (handlers.on_delete) handlers.on_delete(*notification.old_object);
+          break;
+        case Notification::Kind::kSynced:
+          break;
+      }
+    }
+    lock.lock();
+    if (notification.kind == Notification::Kind::kSynced) {
+      synced_ = true;
+      cv_.notify_all();
+    }
+  }
+}
+
+}  // namespace picket::kube

@@ -1,0 +1,174 @@
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <stop_token>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "common/result.h"
+#include "kube/client.h"
+#include "kube/clock.h"
+
+namespace picket::kube {
+
+// Objects in an informer's cache are shared and never change once stored.
+using ObjectPtr = std::shared_ptr<const json>;
+
+// The cache key of an object: "namespace/name", or "name" for a cluster-scoped object (the key a
+// WorkQueue carries). kInvalidArgument when metadata.name is missing or not a string.
+Result<std::string> objectKey(const json& object);
+
+// How an Informer reads its objects. Function values, so tests script them without a server.
+struct ListerWatcher {
+  // A complete (all pages) LIST: the items and the collection's resourceVersion.
+  std::function<Result<ObjectList>()> list;
+  // One WATCH request with the given options, with the contract of Client::watch: calls
+  // `on_event` per event (bookmarks included), returns when the server ends the stream, when
+  // `on_event` returns false, or when a stop is requested on `options.stop`.
+  std::function<Result<WatchEnd>(const WatchOptions& options,
+                                 const std::function<bool(const WatchEvent&)>& on_event)>
+      watch;
+};
+
+// A ListerWatcher over `client` for `resource` in namespace `ns` (empty: all namespaces, or a
+// cluster-scoped resource), restricted by the selectors. `client` must outlive it.
+ListerWatcher clientListerWatcher(Client& client, Resource resource, std::string ns = {},
+                                  std::string label_selector = {}, std::string field_selector = {});
+
+// What an informer tells its handlers. Each may be empty. Handlers run on the informer's delivery
+// thread, one at a time, in the order the changes happened; they must not block for long.
+struct EventHandlers {
+  std::function<void(const json& object)> on_add;
+  // Also called with old == new (same resourceVersion) for every cached object at each resync.
+  std::function<void(const json& old_object, const json& new_object)> on_update;
+  // `object` is the last state known: the watch event's object, or the cached one when the
+  // deletion was found by a relist.
+  std::function<void(const json& object)> on_delete;
+};
+
+struct InformerOptions {
+  // Used in log lines ("pods", "serviceallowlists").
+  std::string name = "informer";
+  // Every this long, on_update(obj, obj) for each cached object; zero turns resync off.
+  std::chrono::milliseconds resync_period{0};
+  // Each watch asks the server to end it after a random time in this range, so that a fleet of
+  // watchers does not reconnect in step.
+  std::chrono::seconds min_watch_timeout{300};
+  std::chrono::seconds max_watch_timeout{600};
+  // A watch that receives no byte for its timeout plus this ends with kTimeout (a stalled
+  // connection).
+  std::chrono::seconds stall_margin{30};
+  // Retry delays after a failed list or watch: doubling from initial_backoff up to max_backoff,
+  // each multiplied by a random factor in [1, 2) and capped again; reset after a success.
+  std::chrono::milliseconds initial_backoff{800};
+  std::chrono::milliseconds max_backoff{30000};
+  // A watch that ends normally within this time without any event counts as a failure (the
+  // server or a proxy closing at once would otherwise make a busy loop).
+  std::chrono::milliseconds min_watch_duration{1000};
+  // Uniform random numbers in [0, 1); empty = a seeded std::mt19937. Tests make it constant.
+  std::function<double()> random;
+};
+
+// A reflector plus an indexed cache, like client-go's shared informer: LIST, then WATCH from the
+// list's resourceVersion, keeping a thread-safe cache of the objects keyed by objectKey() and
+// telling handlers about every change.
+//   - A watch that the server ends normally is started again from the last resourceVersion seen
+//     (events and BOOKMARKs move it; a bookmark changes nothing else).
+//   - kGone (the version is too old) relists and replaces the cache, reporting the differences as
+//     add / update (resourceVersion differs) / delete, so handlers miss no change.
+//   - Any other list or watch error (kTimeout for a stalled stream, an unreachable server) backs
+//     off and watches again from the last version; a failed list is retried the same way.
+// resourceVersions are opaque: only compared for equality. Two threads: the reflector (list and
+// watch) and the delivery thread (handlers and resync). Thread-safe.
+class Informer {
+ public:
+  Informer(ListerWatcher lister_watcher, Clock& clock, InformerOptions options = {});
+  // Stops the informer if it runs.
+  ~Informer();
+
+  Informer(const Informer&) = delete;
+  Informer& operator=(const Informer&) = delete;
+
+  // Adds handlers. Only before start(): a handler added later would miss earlier events.
+  void addHandlers(EventHandlers handlers);
+
+  // Starts the reflector and delivery threads. Call at most once.
+  void start();
+  // Ends a running watch, joins both threads, and drops changes not yet delivered. Idempotent.
+  void stop();
+
+  // True once the first list is in the cache and its on_add calls have returned.
+  bool hasSynced() const;
+  // Waits until hasSynced() or `deadline` (on the informer's clock) or stop(); returns
+  // hasSynced().
+  bool waitForSync(SteadyTime deadline);
+
+  // The cached object with key `key` ("ns/name"), or nullptr.
+  ObjectPtr get(std::string_view key) const;
+  // The cached object `name` in `ns` (empty `ns` for cluster-scoped objects), or nullptr.
+  ObjectPtr get(std::string_view ns, std::string_view name) const;
+  // Every cached object, ordered by key.
+  std::vector<ObjectPtr> list() const;
+  // Every cached object of namespace `ns`, ordered by key.
+  std::vector<ObjectPtr> listNamespace(std::string_view ns) const;
+  // The resourceVersion the next watch would start from ("" before the first list).
+  std::string lastResourceVersion() const;
+
+ private:
+  // One change for the handlers, or a marker that the initial list has been delivered.
+  struct Notification {
+    enum class Kind { kAdd, kUpdate, kDelete, kSynced };
+    Kind kind;
+    ObjectPtr old_object;
+    ObjectPtr new_object;
+  };
+
+  void runReflector(std::stop_token stop);
+  void runDelivery(std::stop_token stop);
+  // LIST and replace the cache; false when the list failed.
+  bool listAndReplace();
+  // One WATCH from the last version. Returns the error that ended it, if any.
+  Status watchOnce(std::stop_token stop, bool& saw_event);
+  // Applies one watch event to the cache; false (with `watch_error` set) asks the watch to end.
+  bool applyEvent(const WatchEvent& event, bool& saw_event, Status& watch_error);
+  // Waits (until stop()) for the current backoff delay, jittered, and doubles it.
+  void backOff();
+  double random();
+
+  // Under mutex_: queues a notification for the delivery thread.
+  void notifyLocked(Notification notification);
+  // Under mutex_: queues on_update(obj, obj) for every cached object.
+  void queueResyncLocked();
+
+  ListerWatcher lister_watcher_;
+  Clock& clock_;
+  const InformerOptions options_;
+  std::vector<EventHandlers> handlers_;
+  std::function<double()> random_;
+
+  mutable std::mutex mutex_;
+  std::condition_variable cv_;
+  std::map<std::string, ObjectPtr, std::less<>> cache_;
+  std::string resource_version_;
+  bool listed_ = false;
+  bool synced_ = false;
+  bool stopping_ = false;
+  std::deque<Notification> pending_;
+
+  // Only the reflector thread uses it.
+  std::chrono::milliseconds next_backoff_;
+
+  bool started_ = false;
+  std::jthread reflector_;
+  std::jthread delivery_;
+};
+
+}  // namespace picket::kube
