@@ -190,6 +190,12 @@ bool Informer::listAndReplace() {
     LOG(WARNING) << "informer " << options_.name << ": list failed: " << listed.error().describe();
     return false;
   }
+  if (listed->resource_version.empty()) {
+    // Without a version there is nothing to watch from; keep the cache and retry the list.
+    LOG(ERROR) << "informer " << options_.name
+               << ": list answer has no metadata.resourceVersion; retrying";
+    return false;
+  }
   std::map<std::string, ObjectPtr, std::less<>> fresh;
   for (json& item : listed->items) {
     Result<std::string> key = objectKey(item);
@@ -238,11 +244,13 @@ bool Informer::applyEvent(const WatchEvent& event, bool& saw_event, Status& watc
   if (event.type == WatchEventType::kError) {
     // Client::watch turns ERROR events into errors itself; this covers ListerWatchers that pass
     // them on.
-    const bool gone = event.object.is_object() && event.object.value("code", 0) == 410;
-    const std::string message = event.object.is_object() && event.object.contains("message") &&
-                                        event.object["message"].is_string()
-                                    ? event.object["message"].get<std::string>()
-                                    : event.object.dump();
+    const json& status = event.object;
+    const bool gone = status.is_object() && status.contains("code") &&
+                      status["code"].is_number_integer() && status["code"].get<int>() == 410;
+    const std::string message =
+        status.is_object() && status.contains("message") && status["message"].is_string()
+            ? status["message"].get<std::string>()
+            : status.dump();
     watch_error =
         makeError(gone ? ErrorCode::kGone : ErrorCode::kInternal, "watch ERROR event: " + message);
     return false;

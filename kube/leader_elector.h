@@ -151,7 +151,8 @@ class LeaderElector {
   bool tryAcquireOrRenew();
 
   // Releases the lease if this candidate holds it (empty holder, leaseDurationSeconds 1). Returns
-  // true when the release was written.
+  // true when the release was written. For callers that drive the election with
+  // tryAcquireOrRenew(); a start()ed elector releases in stop().
   bool release();
 
  private:

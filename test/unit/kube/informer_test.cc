@@ -407,6 +407,23 @@ TEST(InformerTest, RetriesFailedList) {
   h.informer.stop();
 }
 
+// Tests that a list answer without a resourceVersion (nothing to watch from) is not used: the
+// list is retried after a backoff.
+TEST(InformerTest, RetriesListWithoutResourceVersion) {
+  Harness h;
+  h.server.pushList({object("ns", "a", "1")}, "");
+  h.server.pushList({object("ns", "a", "1")}, "3");
+  h.informer.start();
+  ASSERT_TRUE(h.clock.waitForWaiters(1));
+  EXPECT_FALSE(h.informer.hasSynced());
+  EXPECT_EQ(h.informer.get("ns/a"), nullptr);
+  h.clock.advance(milliseconds(1200));
+  EXPECT_TRUE(h.informer.waitForSync(SteadyTime::max()));
+  ASSERT_TRUE(h.server.waitForWatches(1));
+  EXPECT_EQ(h.server.watches()[0].resource_version, "3");
+  h.informer.stop();
+}
+
 // Tests that every resync period each cached object is delivered as an update to itself.
 TEST(InformerTest, ResyncsCachedObjects) {
   InformerOptions informer_options = options();
