@@ -2,8 +2,12 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <yaml-cpp/yaml.h>
 
+#include <filesystem>
+#include <fstream>
 #include <functional>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -58,6 +62,70 @@ TEST(AllowlistTest, ParsesCompleteAllowlist) {
             (std::vector<IpBlock>{{"10.0.0.0/8", {"10.1.0.0/16"}, false}}));
   EXPECT_EQ(allowlist->callers[3].kind, CallerKind::kNamespaceSelector);
   EXPECT_EQ(allowlist->callers[3].namespace_selector.match_labels.at("team"), "observability");
+}
+
+// Tests that an object exactly as kube-apiserver served it from the CRD in crds/ (defaults applied,
+// server metadata, a status) parses: the parser reads spec and the metadata it needs only.
+TEST(AllowlistTest, ParsesObjectAsTheApiServerServesIt) {
+  std::ifstream in(std::filesystem::path(PICKET_OPERATOR_FIXTURES) / "served_allowlist.json");
+  ASSERT_TRUE(in);
+  std::stringstream text;
+  text << in.rdbuf();
+  auto allowlist = parseAllowlist(json::parse(text.str()));
+  ASSERT_TRUE(allowlist) << allowlist.error().describe();
+  EXPECT_EQ(allowlist->uid, "bb202080-6c63-4914-a860-1525605be6e4");
+  EXPECT_EQ(allowlist->generation, 1);
+  EXPECT_EQ(allowlist->mode, Mode::kEnforce);
+  EXPECT_EQ(allowlist->ports, (std::vector<Port>{{8080, "", Protocol::kTcp}}));
+  ASSERT_EQ(allowlist->callers.size(), 2u);
+  EXPECT_EQ(allowlist->callers[1].namespace_name, "core");
+}
+
+std::vector<std::string> strings(const YAML::Node& list) {
+  std::vector<std::string> out;
+  for (const auto& item : list) out.push_back(item.as<std::string>());
+  return out;
+}
+
+// Tests that the CRD in crds/ and this model agree on names, limits and enums, so neither drifts:
+// what the API server accepts, the parser accepts, and the other way round.
+TEST(AllowlistTest, AgreesWithTheCrdSchema) {
+  YAML::Node crd = YAML::LoadFile(
+      (std::filesystem::path(PICKET_REPO_ROOT) / "crds/serviceallowlists.picket.dev.yaml")
+          .string());
+  EXPECT_EQ(crd["spec"]["group"].as<std::string>(), kAllowlistGroup);
+  EXPECT_EQ(crd["spec"]["names"]["kind"].as<std::string>(), kAllowlistKind);
+  EXPECT_EQ(crd["spec"]["names"]["plural"].as<std::string>(), kAllowlistPlural);
+  EXPECT_THAT(strings(crd["spec"]["names"]["shortNames"]), ::testing::Contains("allowlists"));
+  const YAML::Node version = crd["spec"]["versions"][0];
+  EXPECT_EQ(std::string(kAllowlistGroup) + "/" + version["name"].as<std::string>(),
+            kAllowlistApiVersion);
+
+  const YAML::Node spec = version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"];
+  const YAML::Node caller = spec["callers"]["items"]["properties"];
+  const YAML::Node block = caller["ipBlocks"]["items"]["properties"];
+  EXPECT_EQ(spec["ports"]["maxItems"].as<size_t>(), kMaxPorts);
+  EXPECT_EQ(spec["callers"]["maxItems"].as<size_t>(), kMaxCallers);
+  EXPECT_EQ(caller["ipBlocks"]["maxItems"].as<size_t>(), kMaxIpBlocks);
+  EXPECT_EQ(block["except"]["maxItems"].as<size_t>(), kMaxExcept);
+  for (const YAML::Node& selector : {spec["podSelector"], caller["namespaceSelector"]}) {
+    const YAML::Node properties = selector["properties"];
+    EXPECT_EQ(properties["matchLabels"]["maxProperties"].as<size_t>(), kMaxMatchLabels);
+    EXPECT_EQ(properties["matchExpressions"]["maxItems"].as<size_t>(), kMaxMatchExpressions);
+    const YAML::Node requirement = properties["matchExpressions"]["items"]["properties"];
+    EXPECT_EQ(requirement["values"]["maxItems"].as<size_t>(), kMaxSelectorValues);
+    EXPECT_THAT(strings(requirement["operator"]["enum"]), ElementsAre("In", "Exists"));
+  }
+  const YAML::Node port = spec["ports"]["items"]["properties"];
+  EXPECT_THAT(strings(port["protocol"]["enum"]),
+              ElementsAre(protocolName(Protocol::kTcp), protocolName(Protocol::kUdp),
+                          protocolName(Protocol::kSctp)));
+  EXPECT_EQ(port["protocol"]["default"].as<std::string>(), protocolName(Protocol{}));
+  EXPECT_EQ(port["port"]["minimum"].as<int>(), 1);
+  EXPECT_EQ(port["port"]["maximum"].as<int>(), 65535);
+  EXPECT_THAT(strings(spec["mode"]["enum"]),
+              ElementsAre(modeName(Mode::kEnforce), modeName(Mode::kDryRun)));
+  EXPECT_EQ(spec["mode"]["default"].as<std::string>(), modeName(Mode{}));
 }
 
 // Tests the defaults: mode Enforce, protocol TCP, no ports (every port); and that an empty caller
