@@ -147,7 +147,11 @@ struct Plan {
   // Allowlists whose existing policies must stay exactly as they are: the applier neither
   // deletes nor changes an existing policy whose ownerReferences (or picket.dev/allowlists
   // annotation) name one of these, even when no desired policy matches it. This is how an invalid
-  // allowlist keeps its last good policy, so a typo neither opens nor closes the network.
+  // allowlist keeps its last good policy, so a typo neither opens nor closes the network. The
+  // planner never plans a policy it knows to be shared with a kept allowlist; if a desired policy
+  // still meets an existing one owned by a kept allowlist (possible only when that allowlist's
+  // service cannot be read at all), the existing one wins and the desired one's sources should be
+  // reported as MergeBlocked.
   std::set<AllowlistKey> keep;
 };
 
@@ -165,6 +169,10 @@ struct Plan {
 // `namespaces` is used to skip namespaces being deleted and to add notes ("namespace 'core' does
 // not exist yet") to report messages; an empty list means "unknown" (offline rendering) and
 // neither skips nor notes anything.
+//
+// Namespaces are independent: planning only the allowlists of one namespace (all of them, since
+// they may merge) gives exactly that namespace's policies, reports and keep entries of the full
+// plan. A reconciler can therefore plan one namespace per change instead of the whole cluster.
 Plan plan(const std::vector<nlohmann::json>& allowlists,
           const std::vector<nlohmann::json>& namespaces, const PlannerConfig& config);
 

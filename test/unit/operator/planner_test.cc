@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <sstream>
 #include <string>
 #include <tuple>
@@ -215,6 +216,30 @@ TEST(PlannerTest, IsStableAcrossRunsAndInputOrder) {
       std::vector<json> reversed = inputs.allowlists;
       std::reverse(reversed.begin(), reversed.end());
       EXPECT_EQ(renderPlan(plan(reversed, inputs.namespaces, inputs.config)), first) << name;
+    }
+  }
+}
+
+// Tests the contract that lets a reconciler plan one namespace per change: planning each
+// namespace's allowlists alone gives exactly that namespace's part of the full plan.
+TEST(PlannerTest, PlansEachNamespaceIndependently) {
+  for (const auto& name : kCases) {
+    for (Backend backend : kBackends) {
+      Inputs inputs = loadInputs(name, backend);
+      json full = renderPlan(plan(inputs.allowlists, inputs.namespaces, inputs.config));
+      std::map<std::string, std::vector<json>> by_namespace;
+      for (const json& object : inputs.allowlists) {
+        by_namespace[object["metadata"]["namespace"].get<std::string>()].push_back(object);
+      }
+      json joined = {
+          {"policies", json::array()}, {"reports", json::array()}, {"keep", json::array()}};
+      for (const auto& [ns, objects] : by_namespace) {
+        json part = renderPlan(plan(objects, inputs.namespaces, inputs.config));
+        for (const char* key : {"policies", "reports", "keep"}) {
+          for (const json& item : part[key]) joined[key].push_back(item);
+        }
+      }
+      EXPECT_EQ(joined, full) << name << "/" << backendName(backend);
     }
   }
 }
