@@ -1,5 +1,6 @@
 #include "init/program.h"
 
+#include <cstdlib>
 #include <ostream>
 
 #include "init/host_facts.h"
@@ -119,7 +120,7 @@ int runCommandLine(const std::vector<std::string>& args, IptablesRunner& runner,
     case Action::kCleanup:
       return change(*options, runner, err);
   }
-  return kExitFailed;
+  std::abort();  // every Action is handled above
 }
 
 }  // namespace picket::init

@@ -19,13 +19,16 @@
 #include <unistd.h>
 
 #include <array>
-#include <chrono>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <memory>
 #include <optional>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "init/internal/subprocess.h"
