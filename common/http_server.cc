@@ -11,6 +11,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <cctype>
+#include <cerrno>
 #include <charconv>
 #include <future>
 #include <mutex>
@@ -179,6 +180,11 @@ ServerMetrics::ServerMetrics(metrics::Registry& registry, const std::string& ser
                                  "Requests refused before routing, by reason.",
                                  {"server", "reason"})
                         .labels({server, "read_timeout"})),
+      write_timeouts(registry
+                         .counter("picket_http_protocol_errors_total",
+                                  "Requests refused before routing, by reason.",
+                                  {"server", "reason"})
+                         .labels({server, "write_timeout"})),
       tls_handshake_failures(registry
                                  .counter("picket_http_tls_handshake_failures_total",
                                           "TLS handshakes that failed (protocol, cipher, "
@@ -245,11 +251,12 @@ ConnectionBase::ConnectionBase(std::shared_ptr<ServerState> server,
 ConnectionBase::~ConnectionBase() { server_->untrack(this); }
 
 Exchange::Exchange(std::weak_ptr<ConnectionBase> connection, std::shared_ptr<ServerState> server,
-                   unsigned version, bool keep_alive)
+                   unsigned version, bool keep_alive, bool head)
     : connection_(std::move(connection)),
       server_(std::move(server)),
       version_(version),
       keep_alive_(keep_alive),
+      head_(head),
       started_(Clock::now()) {
   server_->metrics.requests_in_flight.inc();
 }
@@ -364,7 +371,8 @@ ResponseMessage Exchange::buildMessage(Response response) const {
         << "dropping the body of a " << response.status << " answer";
   } else {
     message.content_length(response.body.size());
-    message.body() = std::move(response.body);
+    // HEAD: the header says what GET would send, and no body follows.
+    if (!head_) message.body() = std::move(response.body);
   }
   return message;
 }
@@ -570,12 +578,18 @@ class Server::Impl {
     if (!acceptor_.is_open()) return;
     auto& metrics = state_->metrics;
     if (ec) {
-      // Usually out of file descriptors: retrying at once would spin.
       LOG(WARNING) << "HTTP server " << state_->options.name << ": accept failed: " << ec.message();
-      retry_timer_.expires_after(std::chrono::milliseconds(100));
-      retry_timer_.async_wait([this](boost::system::error_code wait_ec) {
-        if (!wait_ec) accept();
-      });
+      // Out of descriptors or memory, accepting again at once would spin; pause instead.
+      // Anything else (a client that reset before we accepted it) concerns that client only.
+      if (ec == net::error::no_descriptors || ec == net::error::no_buffer_space ||
+          ec == net::error::no_memory || ec.value() == ENFILE) {
+        retry_timer_.expires_after(std::chrono::milliseconds(100));
+        retry_timer_.async_wait([this](boost::system::error_code wait_ec) {
+          if (!wait_ec) accept();
+        });
+      } else {
+        accept();
+      }
       return;
     }
     boost::system::error_code ignored;
@@ -723,6 +737,7 @@ ServerStats Server::stats() const {
   stats.requests_abandoned = count(metrics.requests_abandoned.value());
   stats.malformed_requests = count(metrics.malformed.value());
   stats.read_timeouts = count(metrics.read_timeouts.value());
+  stats.write_timeouts = count(metrics.write_timeouts.value());
   stats.tls_handshake_failures = count(metrics.tls_handshake_failures.value());
   stats.tls_reloads = count(metrics.tls_reloads.value());
   stats.tls_reload_failures = count(metrics.tls_reload_failures.value());

@@ -4,10 +4,10 @@
 // REST-JSON xDS server: Boost.Beast on Asio, optionally TLS (OpenSSL).
 //
 //   http::Router router;
-//   router.add("GET", "/healthz", [](http::Request, http::Responder r) {
+//   Status added = router.add("GET", "/healthz", [](http::Request, http::Responder r) {
 //     r.send(http::Response::text(200, "ok\n"));
-//   }).value();
-//   auto server = http::Server::start(options, std::move(router));
+//   });
+//   Result<std::unique_ptr<http::Server>> server = http::Server::start(options, std::move(router));
 //
 // Handlers run on the server's I/O threads and must not block. A handler that cannot answer at
 // once keeps its Responder and answers later from any thread (a long poll).
@@ -158,7 +158,8 @@ struct ServerStats {
   std::uint64_t requests_in_flight = 0;
   std::uint64_t requests_abandoned = 0;
   std::uint64_t malformed_requests = 0;
-  std::uint64_t read_timeouts = 0;
+  std::uint64_t read_timeouts = 0;   // a request header or body too slow to arrive
+  std::uint64_t write_timeouts = 0;  // a client too slow to take its answer
   std::uint64_t tls_handshake_failures = 0;
   std::uint64_t tls_reloads = 0;
   std::uint64_t tls_reload_failures = 0;

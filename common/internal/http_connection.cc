@@ -3,8 +3,9 @@
 //
 // Everything here runs on the connection's strand. The phases and their clocks:
 //   TLS handshake        header_timeout (the stream's own expiry)
-//   waiting for a request  idle_timeout, but only while no request is outstanding (our timer:
-//                        a held long poll must not be cut by the idle clock)
+//   waiting for a request  header_timeout for the first request, then idle_timeout, and only
+//                        while no request is outstanding (our timer: a held long poll must
+//                        not be cut by the idle clock)
 //   request header       header_timeout from its first byte, however slowly bytes trickle in
 //   request body         body_timeout
 //   each response        write_timeout
@@ -38,7 +39,9 @@ using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 // Requests read ahead of their answers on one connection (HTTP pipelining). Reading stops at
 // this depth until answers go out, which bounds what one client can make us hold.
 constexpr std::size_t kMaxPipelined = 16;
-constexpr std::size_t kReadChunk = 16 * 1024;
+// Small, because a connection holding a long poll keeps its read buffer the whole time; larger
+// requests grow the buffer as they are read.
+constexpr std::size_t kReadChunk = 4096;
 // After the last answer, how long and how much we keep reading (and discarding) so that closing
 // with unread input does not reset the connection before the client has read that answer.
 constexpr auto kLingerTimeout = std::chrono::seconds(1);
@@ -123,6 +126,12 @@ class Connection final : public ConnectionBase {
     return std::static_pointer_cast<Connection>(shared_from_this());
   }
   bool requestInProgress() const { return reading_ && !waiting_first_byte_; }
+  // How long a connection with nothing outstanding may wait for its next request. A new
+  // connection has not earned the idle allowance: until its first request it gets only as long
+  // as a request header may take.
+  std::chrono::milliseconds waitingTimeout() const {
+    return requests_read_ == 0 ? options().header_timeout : options().idle_timeout;
+  }
 
   void onHandshake(beast::error_code ec) {
     if (ec) {
@@ -149,7 +158,13 @@ class Connection final : public ConnectionBase {
     // when nothing is outstanding, and a held request may stay outstanding for minutes.
     waiting_first_byte_ = true;
     lowest().expires_never();
-    if (queue_.empty() && !writing_) armDeadline(Clock::now() + options().idle_timeout);
+    if (queue_.empty() && !writing_) {
+      armDeadline(Clock::now() + waitingTimeout());
+    } else if (buffer_.capacity() > kReadChunk) {
+      // A request is held (a long poll, perhaps for minutes): give back what a large request
+      // grew the buffer to.
+      buffer_.shrink_to_fit();
+    }
     stream_.async_read_some(buffer_.prepare(kReadChunk),
                             beast::bind_front_handler(&Connection::onFirstBytes, self()));
   }
@@ -227,12 +242,13 @@ class Connection final : public ConnectionBase {
 
   void onRequest() {
     reading_ = false;
+    ++requests_read_;
     auto message = parser_->release();
     parser_.reset();
     bool keep_alive = message.keep_alive();
     if (!keep_alive || draining_) read_closed_ = true;
-    auto exchange =
-        std::make_shared<Exchange>(weak_from_this(), server_, message.version(), keep_alive);
+    auto exchange = std::make_shared<Exchange>(weak_from_this(), server_, message.version(),
+                                               keep_alive, message.method() == bhttp::verb::head);
     queue_.push_back(exchange);
 
     Request request;
@@ -257,6 +273,11 @@ class Connection final : public ConnectionBase {
   void onReadError(beast::error_code ec, bool mid_request) {
     reading_ = false;
     parser_.reset();
+    // Counted first, for the same reason as write timeouts in onWrite().
+    if (ec == beast::error::timeout && mid_request) {
+      server_->metrics.read_timeouts.inc();
+      VLOG(1) << "request from " << remote_address_ << " too slow; connection closed";
+    }
     if (closed_) return;
     if (ec == bhttp::error::body_limit) {
       server_->metrics.body_too_large.inc();
@@ -267,12 +288,7 @@ class Connection final : public ConnectionBase {
       answerError(431, "request header is larger than the limit of " +
                            std::to_string(options().header_limit) + " bytes");
     } else if (ec == beast::error::timeout) {
-      // The stream has closed the socket already.
-      if (mid_request) {
-        server_->metrics.read_timeouts.inc();
-        VLOG(1) << "request from " << remote_address_ << " too slow; connection closed";
-      }
-      close();
+      close();  // the stream has closed the socket already
     } else if (ec == bhttp::error::end_of_stream || ec == bhttp::error::partial_message ||
                ec == net::error::eof || ec == net::ssl::error::stream_truncated) {
       peerStoppedSending();
@@ -289,7 +305,7 @@ class Connection final : public ConnectionBase {
   // the input cannot be trusted to start at a request boundary.
   void answerError(int status, const std::string& message) {
     read_closed_ = true;
-    auto exchange = std::make_shared<Exchange>(weak_from_this(), server_, 11, false);
+    auto exchange = std::make_shared<Exchange>(weak_from_this(), server_, 11, false, false);
     queue_.push_back(exchange);
     exchange->answer(Response::error(status, message));
   }
@@ -316,7 +332,7 @@ class Connection final : public ConnectionBase {
       if (read_closed_ && !requestInProgress()) {
         finish();
       } else if (waiting_first_byte_) {
-        armDeadline(Clock::now() + options().idle_timeout);
+        armDeadline(Clock::now() + waitingTimeout());
       }
       return;
     }
@@ -333,6 +349,9 @@ class Connection final : public ConnectionBase {
 
   void onWrite(beast::error_code ec, std::size_t) {
     writing_ = false;
+    // Counted even if the connection is already closed: the stream closes the socket when the
+    // clock runs out, and the pending read may report that first.
+    if (ec == beast::error::timeout) server_->metrics.write_timeouts.inc();
     if (closed_) return;
     if (ec) {
       VLOG(1) << "writing to " << remote_address_ << ": " << ec.message();
@@ -457,6 +476,7 @@ class Connection final : public ConnectionBase {
   bool closing_ = false;      // the last answer went out; lingering before close
   bool closed_ = false;
   std::size_t lingered_ = 0;
+  std::uint64_t requests_read_ = 0;
 
   Deadline deadline_ = Deadline::kNone;
   Clock::time_point deadline_at_;

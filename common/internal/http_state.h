@@ -43,6 +43,7 @@ struct ServerMetrics {
   metrics::Counter body_too_large;
   metrics::Counter header_too_large;
   metrics::Counter read_timeouts;
+  metrics::Counter write_timeouts;
   metrics::Counter tls_handshake_failures;
   metrics::Counter tls_reloads;
   metrics::Counter tls_reload_failures;
@@ -128,8 +129,9 @@ class ConnectionBase : public std::enable_shared_from_this<ConnectionBase> {
 // any thread) or abandoned (on the strand, when the connection ends first).
 class Exchange : public std::enable_shared_from_this<Exchange> {
  public:
+  // `head`: the request was HEAD, so the answer is sent without its body.
   Exchange(std::weak_ptr<ConnectionBase> connection, std::shared_ptr<ServerState> server,
-           unsigned version, bool keep_alive);
+           unsigned version, bool keep_alive, bool head);
 
   // Any thread. Turns `response` into a message and hands it to the connection. False if already
   // answered or abandoned, or the connection or the server is gone.
@@ -157,6 +159,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   const std::shared_ptr<ServerState> server_;
   const unsigned version_;
   const bool keep_alive_;
+  const bool head_;
   const std::chrono::steady_clock::time_point started_;
   const PathRoutes* route_ = nullptr;
   std::atomic<int> state_{kPending};

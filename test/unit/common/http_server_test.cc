@@ -458,6 +458,75 @@ TEST(HttpServerTest, CutsSlowHeaderAtHeaderTimeout) {
   EXPECT_TRUE(eventually([&] { return server->stats().read_timeouts == 1; }));
 }
 
+// Tests that a request body arriving too slowly is cut off at the body timeout.
+TEST(HttpServerTest, CutsSlowBodyAtBodyTimeout) {
+  Router router;
+  ASSERT_TRUE(router.add("POST", "/a", answer(200, "a")));
+  auto options = testOptions();
+  options.body_timeout = 200ms;
+  auto server = startServer(std::move(router), options);
+  ASSERT_TRUE(server);
+  RawClient client(server->port());
+
+  ASSERT_TRUE(
+      client.send("POST /a HTTP/1.1\r\nHost: test\r\nContent-Length: 100\r\n\r\n0123456789"));
+  EXPECT_TRUE(client.waitForClose(kWait));
+  EXPECT_TRUE(eventually([&] { return server->stats().read_timeouts == 1; }));
+}
+
+// Tests that a new connection that never sends a request gets only the header timeout, not the
+// (much longer) idle allowance.
+TEST(HttpServerTest, ClosesSilentNewConnectionAtHeaderTimeout) {
+  Router router;
+  ASSERT_TRUE(router.add("GET", "/a", answer(200, "a")));
+  auto options = testOptions();
+  options.header_timeout = 200ms;
+  options.idle_timeout = 10 * kWait;
+  auto server = startServer(std::move(router), options);
+  ASSERT_TRUE(server);
+  RawClient silent(server->port());
+
+  EXPECT_TRUE(silent.waitForClose(kWait));
+}
+
+// Tests that a client that stops reading its answer is cut off at the write timeout.
+TEST(HttpServerTest, CutsClientThatStopsReading) {
+  Router router;
+  ASSERT_TRUE(router.add("GET", "/big", [](Request, Responder responder) {
+    responder.send(Response::text(200, std::string(16 * 1024 * 1024, 'b')));
+  }));
+  auto options = testOptions();
+  options.write_timeout = 200ms;
+  auto server = startServer(std::move(router), options);
+  ASSERT_TRUE(server);
+  RawClient client(server->port(), 4096);
+
+  ASSERT_TRUE(client.send(get("/big")));
+  // Not reading: the socket buffers fill and the server's write stalls.
+  EXPECT_TRUE(eventually([&] { return server->stats().write_timeouts == 1; }));
+  EXPECT_TRUE(client.waitForClose(kWait));
+}
+
+// Tests that a HEAD answer has the Content-Length of its body but no body, keeping the
+// connection's framing intact.
+TEST(HttpServerTest, SendsNoBodyForHead) {
+  Router router;
+  ASSERT_TRUE(router.add("HEAD", "/a", answer(200, "hello")));
+  ASSERT_TRUE(router.add("GET", "/a", answer(200, "hello")));
+  auto server = startServer(std::move(router));
+  ASSERT_TRUE(server);
+  RawClient client(server->port());
+
+  ASSERT_TRUE(client.send("HEAD /a HTTP/1.1\r\nHost: test\r\n\r\n" + get("/a")));
+  auto head = client.readResponse(kWait, /*head_request=*/true);
+  ASSERT_TRUE(head);
+  EXPECT_EQ(head->header("Content-Length"), "5");
+  auto body = client.readResponse(kWait);
+  ASSERT_TRUE(body);
+  EXPECT_EQ(body->status, 200);
+  EXPECT_EQ(body->body, "hello");
+}
+
 // Tests that a kept-alive connection with nothing outstanding is closed after the idle timeout,
 // and that this is not counted as a slow request.
 TEST(HttpServerTest, ClosesIdleConnectionAfterIdleTimeout) {

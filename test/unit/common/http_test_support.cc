@@ -253,9 +253,12 @@ std::string RawResponse::header(std::string_view name) const {
   return "";
 }
 
-RawClient::RawClient(std::uint16_t port) {
+RawClient::RawClient(std::uint16_t port, int receive_buffer) {
   fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
   CHECK(fd_ >= 0) << "socket: " << std::strerror(errno);
+  if (receive_buffer > 0) {
+    CHECK(setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof(receive_buffer)) == 0);
+  }
   sockaddr_in address{};
   address.sin_family = AF_INET;
   address.sin_port = htons(port);
@@ -298,7 +301,8 @@ bool RawClient::fill(Clock::time_point deadline) {
   }
 }
 
-std::optional<RawResponse> RawClient::readResponse(std::chrono::milliseconds timeout) {
+std::optional<RawResponse> RawClient::readResponse(std::chrono::milliseconds timeout,
+                                                   bool head_request) {
   auto deadline = Clock::now() + timeout;
   std::size_t head_end;
   while ((head_end = buffer_.find("\r\n\r\n")) == std::string::npos) {
@@ -308,7 +312,8 @@ std::optional<RawResponse> RawClient::readResponse(std::chrono::milliseconds tim
   response.head = buffer_.substr(0, head_end);
   response.status = std::atoi(response.head.c_str() + response.head.find(' ') + 1);
   std::size_t length =
-      static_cast<std::size_t>(std::atol(response.header("Content-Length").c_str()));
+      head_request ? 0
+                   : static_cast<std::size_t>(std::atol(response.header("Content-Length").c_str()));
   std::size_t total = head_end + 4 + length;
   while (buffer_.size() < total) {
     if (!fill(deadline)) return std::nullopt;

@@ -131,16 +131,19 @@ struct RawResponse {
 // A blocking TCP client on 127.0.0.1.
 class RawClient {
  public:
-  explicit RawClient(std::uint16_t port);
+  // `receive_buffer`: if positive, the socket's SO_RCVBUF, set before connecting (to make a
+  // client that stops reading stall the server soon).
+  explicit RawClient(std::uint16_t port, int receive_buffer = 0);
   ~RawClient();
   RawClient(const RawClient&) = delete;
   RawClient& operator=(const RawClient&) = delete;
 
   // False if the peer has closed (or reset) the connection.
   bool send(std::string_view data);
-  // Reads one response framed by Content-Length; nullopt if the connection ends first or
-  // `timeout` passes.
-  std::optional<RawResponse> readResponse(std::chrono::milliseconds timeout);
+  // Reads one response framed by Content-Length (no body for a HEAD request's); nullopt if the
+  // connection ends first or `timeout` passes.
+  std::optional<RawResponse> readResponse(std::chrono::milliseconds timeout,
+                                          bool head_request = false);
   // True if the server closes (or resets) the connection within `timeout`; bytes that arrive
   // meanwhile are discarded.
   bool waitForClose(std::chrono::milliseconds timeout);
