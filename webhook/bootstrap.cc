@@ -1,6 +1,7 @@
 #include "webhook/bootstrap.h"
 
 #include <string>
+#include <tuple>
 
 namespace picket::webhook {
 namespace {
@@ -100,6 +101,28 @@ json bootstrap(const Config& config) {
       {"dynamic_resources",
        {{"lds_config", restConfigSource(config)}, {"cds_config", restConfigSource(config)}}},
   };
+}
+
+const std::string& bootstrapText(const Config& config) {
+  // inject() needs this text for every pod, and building and serialising the document costs
+  // about as much as the rest of inject() together, while it depends only on these few values.
+  // Each thread keeps the text of the last inputs it saw: no locking, and nothing observable.
+  const auto inputs = [](const Config& c) {
+    return std::tie(c.proxy.ports.admin, c.proxy.ports.prometheus, c.proxy.ports.readiness,
+                    c.xds.host, c.xds.port, c.xds.refresh_delay_ms, c.xds.request_timeout_seconds);
+  };
+  struct Cached {
+    Config config;
+    std::string text;
+    bool valid = false;
+  };
+  thread_local Cached cached;
+  if (!cached.valid || inputs(cached.config) != inputs(config)) {
+    cached.config = config;
+    cached.text = bootstrap(config).dump();
+    cached.valid = true;
+  }
+  return cached.text;
 }
 
 }  // namespace picket::webhook

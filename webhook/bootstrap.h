@@ -1,6 +1,7 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
+#include <string>
 #include <string_view>
 
 #include "webhook/config.h"
@@ -26,5 +27,10 @@ inline constexpr std::string_view kAdminClusterName = "picket-admin";
 // It holds nothing about one pod: the node id and cluster come from --service-node and
 // --service-cluster on Envoy's command line, so every pod of a config shares this document.
 nlohmann::json bootstrap(const Config& config);
+
+// bootstrap(config) serialised compactly, as the sidecar's --config-yaml carries it. The same
+// text for equal inputs; the reference stays valid until the calling thread asks again for a
+// config with different xDS or port settings.
+const std::string& bootstrapText(const Config& config);
 
 }  // namespace picket::webhook

@@ -25,7 +25,6 @@ constexpr long kDefaultTerminationGraceSeconds = 30;
 // The parts of a pod inject() reads, each checked for its type once so that nothing below can
 // throw. Pointers are null for an absent (or null) optional field.
 struct PodView {
-  const json* metadata = nullptr;
   const json* annotations = nullptr;
   const json* labels = nullptr;
   const json* spec = nullptr;
@@ -71,11 +70,10 @@ std::optional<std::string> checkNamedList(const json* list, const char* field) {
 // Fills `view` from `pod`; returns what makes the pod malformed, if anything.
 std::optional<std::string> readPod(const json& pod, PodView* view) {
   if (!pod.is_object()) return "the object is not a JSON object";
-  view->metadata = member(pod, "metadata");
-  if (view->metadata != nullptr) {
-    if (!view->metadata->is_object()) return "metadata must be an object";
-    view->annotations = member(*view->metadata, "annotations");
-    view->labels = member(*view->metadata, "labels");
+  if (const json* metadata = member(pod, "metadata")) {
+    if (!metadata->is_object()) return "metadata must be an object";
+    view->annotations = member(*metadata, "annotations");
+    view->labels = member(*metadata, "labels");
   }
   if (auto problem = checkStringMap(view->annotations, "metadata.annotations")) return problem;
   if (auto problem = checkStringMap(view->labels, "metadata.labels")) return problem;
@@ -287,8 +285,7 @@ json buildPatch(const PodView& view, const Config& config, const internal::PodSe
   single_ports.insert(config.proxy.ports.prometheus);
   json init = internal::initContainer(config, settings,
                                       mergePorts(settings.exclude_inbound_ports, single_ports));
-  json proxy =
-      internal::proxyContainer(config, settings, identity, bootstrap(config).dump(), native);
+  json proxy = internal::proxyContainer(config, settings, identity, bootstrapText(config), native);
 
   json status = {{"version", config.version},
                  {"initContainers", json::array({kInitContainerName})},
@@ -307,24 +304,30 @@ json buildPatch(const PodView& view, const Config& config, const internal::PodSe
   }
 
   common::PatchBuilder patch;
-  if (view.metadata == nullptr) {
-    patch.add("/metadata", {{"annotations", std::move(annotations)}});
-  } else if (view.annotations == nullptr) {
+  // /metadata exists: an injected pod has the identity label.
+  if (view.annotations == nullptr) {
     patch.add("/metadata/annotations", std::move(annotations));
   } else {
     for (auto& [key, value] : annotations.items()) {
       patch.add(makePointer({"metadata", "annotations", key}), std::move(value));
     }
   }
-  if (view.init_containers == nullptr) {
-    json list = json::array({std::move(init)});
-    if (native) list.push_back(std::move(proxy));
-    patch.add("/spec/initContainers", std::move(list));
+  // picket-init first, then (native) the proxy, ahead of the app's own init containers.
+  json front = json::array({std::move(init)});
+  json first_container;  // the proxy in classic mode; stays null in native mode
+  if (native) {
+    front.push_back(std::move(proxy));
   } else {
-    patch.add("/spec/initContainers/0", std::move(init));
-    if (native) patch.add("/spec/initContainers/1", std::move(proxy));
+    first_container = std::move(proxy);
   }
-  if (!native) patch.add("/spec/containers/0", std::move(proxy));
+  if (view.init_containers == nullptr) {
+    patch.add("/spec/initContainers", std::move(front));
+  } else {
+    for (std::size_t i = 0; i < front.size(); ++i) {
+      patch.add("/spec/initContainers/" + std::to_string(i), std::move(front[i]));
+    }
+  }
+  if (!first_container.is_null()) patch.add("/spec/containers/0", std::move(first_container));
   if (view.volumes == nullptr) {
     patch.add("/spec/volumes", json::array({internal::initRunVolume()}));
   } else {

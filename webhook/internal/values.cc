@@ -151,7 +151,8 @@ Result<std::vector<PortRange>> parsePortList(std::string_view text) {
       last = parseInteger(entry.substr(dash + 1), 1, 65535);
       if (!last || *last < *first) return bad();
     }
-    out.push_back(PortRange{static_cast<int>(*first), static_cast<int>(*last)});
+    PortRange range{static_cast<int>(*first), static_cast<int>(*last)};
+    if (std::find(out.begin(), out.end(), range) == out.end()) out.push_back(range);
   }
   return out;
 }
@@ -191,7 +192,7 @@ Result<std::vector<std::string>> parseCidrList(std::string_view text) {
       return bad("has host bits set (did you mean " + std::string(printed) + "/" +
                  std::to_string(prefix) + "?)");
     }
-    out.emplace_back(entry);
+    if (std::find(out.begin(), out.end(), entry) == out.end()) out.emplace_back(entry);
   }
   return out;
 }

@@ -33,13 +33,13 @@ struct PortRange {
 
 // A comma-separated list of TCP ports and ranges ("8080, 9000-9100"); spaces around entries are
 // allowed, an empty text is an empty list. Ports are 1-65535 and a range does not run backwards.
-// The result keeps the order given.
+// The result keeps the order given, without exact duplicates.
 Result<std::vector<PortRange>> parsePortList(std::string_view text);
 
 // A comma-separated list of networks ("10.0.0.0/8, fd00::/8, 192.0.2.7"), IPv4 or IPv6; a bare
 // address is one host. Host bits must be zero ("10.1.2.3/8" is refused, naming 10.0.0.0/8), since
 // iptables would silently widen it. An empty text is an empty list. The entries are returned
-// trimmed, as written.
+// trimmed, as written, in the order given, without exact duplicates.
 Result<std::vector<std::string>> parseCidrList(std::string_view text);
 
 // "true" or "false".

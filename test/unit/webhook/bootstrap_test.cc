@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <vector>
 
 #include "test/unit/webhook/webhook_test_util.h"
 
@@ -122,6 +123,28 @@ TEST(BootstrapTest, IsTheSameForEveryPod) {
   json boot = bootstrap(testConfig());
   EXPECT_FALSE(boot.contains("node"));
   EXPECT_EQ(boot, bootstrap(testConfig()));
+}
+
+// Tests that the serialised text always matches the document, whichever input changes between
+// calls (the text is kept per thread for the last inputs).
+TEST(BootstrapTest, TextFollowsEveryInputChange) {
+  std::vector<Config> configs(8, testConfig());
+  configs[1].proxy.ports.admin = 16000;
+  configs[2].proxy.ports.prometheus = 16090;
+  configs[3].proxy.ports.readiness = 16021;
+  configs[4].xds.host = "10.0.0.1";
+  configs[5].xds.port = 18000;
+  configs[6].xds.refresh_delay_ms = 5;
+  configs[7].xds.request_timeout_seconds = 7;
+  for (int round = 0; round < 2; ++round) {
+    for (const Config& config : configs) {
+      EXPECT_EQ(bootstrapText(config), bootstrap(config).dump());
+    }
+  }
+  Config other_fields = testConfig();
+  other_fields.proxy.log_level = "debug";
+  other_fields.proxy.image = "other";
+  EXPECT_EQ(bootstrapText(other_fields), bootstrap(testConfig()).dump());
 }
 
 }  // namespace

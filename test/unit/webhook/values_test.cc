@@ -67,7 +67,7 @@ TEST(QuantityTest, RefusesMalformedAndNegativeQuantities) {
 
 // Tests port lists: single ports, ranges, spaces, and the order given.
 TEST(PortListTest, ParsesPortsAndRanges) {
-  auto ports = parsePortList(" 8080,9000-9100 , 53 ");
+  auto ports = parsePortList(" 8080,9000-9100 , 53 ,8080");
   ASSERT_TRUE(ports) << ports.error().message;
   EXPECT_EQ(*ports, (std::vector<PortRange>{{8080, 8080}, {9000, 9100}, {53, 53}}));
   EXPECT_EQ((*ports)[0].text(), "8080");
@@ -89,7 +89,8 @@ TEST(PortListTest, RefusesBadEntries) {
 
 // Tests that IPv4 and IPv6 networks and bare addresses are accepted, trimmed, as written.
 TEST(CidrListTest, ParsesNetworksOfBothFamilies) {
-  auto cidrs = parseCidrList("10.0.0.0/8, fd00::/8 ,192.0.2.7,0.0.0.0/0,::/0,2001:DB8::/32");
+  auto cidrs =
+      parseCidrList("10.0.0.0/8, fd00::/8 ,192.0.2.7,0.0.0.0/0,::/0,2001:DB8::/32,10.0.0.0/8");
   ASSERT_TRUE(cidrs) << cidrs.error().message;
   EXPECT_EQ(*cidrs, (std::vector<std::string>{"10.0.0.0/8", "fd00::/8", "192.0.2.7", "0.0.0.0/0",
                                               "::/0", "2001:DB8::/32"}));
