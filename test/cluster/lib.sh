@@ -44,18 +44,14 @@ cluster_live_pid() {
   echo "$pid"
 }
 
-# Stops every component whose recorded pid is still ours: SIGTERM, then SIGKILL after 10 s.
+# Stops every component whose recorded pid is still ours, one after the other in stop order (the
+# API server shuts down quickly only while etcd still answers): SIGTERM, then SIGKILL after 10 s.
 cluster_stop_all() {
   local name pid deadline
-  local -a pids=()
   for name in "${cluster_components[@]}"; do
-    if pid=$(cluster_live_pid "$name"); then
-      kill -TERM "$pid" 2>/dev/null || true
-      pids+=("$name")
-    fi
-  done
-  deadline=$((SECONDS + 10))
-  for name in "${pids[@]}"; do
+    pid=$(cluster_live_pid "$name") || continue
+    kill -TERM "$pid" 2>/dev/null || true
+    deadline=$((SECONDS + 10))
     while pid=$(cluster_live_pid "$name"); do
       if ((SECONDS >= deadline)); then
         echo "cluster: $name ($pid) ignored SIGTERM for 10 s; killing it" >&2
