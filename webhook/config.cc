@@ -317,6 +317,14 @@ Result<Config> Config::fromYaml(const YAML::Node& node, std::string_view field_p
                      "must be \"ignore-annotation\" or \"skip\", got " + quoted(on_bad_annotation),
                      field("onBadAnnotation"));
   }
+  // Checked here, where the index is the one in the file, before the merge below shifts it.
+  for (std::size_t i = 0; i < excluded.size(); ++i) {
+    if (!internal::isDnsLabel(excluded[i])) {
+      return makeError(ErrorCode::kInvalidArgument,
+                       "must be a namespace name (a DNS label), got " + quoted(excluded[i]),
+                       joinField(prefix, "excludedNamespaces") + "[" + std::to_string(i) + "]");
+    }
+  }
   // kube-system and kube-public are excluded whatever the file says.
   for (std::string& name : excluded) {
     if (std::find(config.excluded_namespaces.begin(), config.excluded_namespaces.end(), name) ==

@@ -175,7 +175,7 @@ TEST(ConfigTest, RefusesBadValuesNamingTheField) {
       {"clusterDomain: 'a..b'", "clusterDomain", "DNS name"},
       {"identityLabel: 'bad key!'", "identityLabel", "label key"},
       {"excludedNamespaces: legacy", "excludedNamespaces", "list"},
-      {"excludedNamespaces: [ok, Not_OK]", "excludedNamespaces[3]", "DNS label"},
+      {"excludedNamespaces: [ok, Not_OK]", "excludedNamespaces[1]", "DNS label"},
       {"excludedNamespaces: [[a]]", "excludedNamespaces[0]", "string"},
       {"onBadAnnotation: reject", "onBadAnnotation", "ignore-annotation"},
       {"xds: {host: 'not a host'}", "xds.host", "DNS name or an IP"},
