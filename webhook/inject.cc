@@ -27,7 +27,6 @@ constexpr long kDefaultTerminationGraceSeconds = 30;
 struct PodView {
   const json* annotations = nullptr;
   const json* labels = nullptr;
-  const json* spec = nullptr;
   const json* containers = nullptr;       // a non-empty array of objects with string names
   const json* init_containers = nullptr;  // an array of objects with string names
   const json* volumes = nullptr;          // an array of objects with string names
@@ -78,9 +77,9 @@ std::optional<std::string> readPod(const json& pod, PodView* view) {
   if (auto problem = checkStringMap(view->annotations, "metadata.annotations")) return problem;
   if (auto problem = checkStringMap(view->labels, "metadata.labels")) return problem;
 
-  view->spec = member(pod, "spec");
-  if (view->spec == nullptr || !view->spec->is_object()) return "spec must be an object";
-  const json& spec = *view->spec;
+  const json* spec_member = member(pod, "spec");
+  if (spec_member == nullptr || !spec_member->is_object()) return "spec must be an object";
+  const json& spec = *spec_member;
   view->containers = member(spec, "containers");
   if (view->containers == nullptr || !view->containers->is_array() || view->containers->empty()) {
     return "spec.containers must be a non-empty list";
