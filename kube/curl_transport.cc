@@ -400,6 +400,12 @@ Result<HttpResponse> CurlTransport::perform(const HttpRequest& request,
   if ((code == CURLE_WRITE_ERROR || code == CURLE_ABORTED_BY_CALLBACK) && exchange.reader_stopped) {
     return exchange.response;
   }
+  // libcurl 7.88 (Debian 12) at times reports an HTTP/2 answer that arrives together with the
+  // server's GOAWAY as a partial transfer, though its status and body came. The API server sends
+  // GOAWAY right after it rejects credentials, so the 401 that makes us refresh them would become
+  // kUnavailable. An error answer needs no complete body (its status decides the error), so it
+  // counts as received; a 2xx body must still be whole.
+  if (code == CURLE_PARTIAL_FILE && exchange.response.status >= 400) return exchange.response;
   const std::string where = request.method + " " + server_ + request.path;
   if (code == CURLE_ABORTED_BY_CALLBACK && exchange.stalled) {
     return makeError(ErrorCode::kTimeout, where + ": the stream stalled (no data for " +
