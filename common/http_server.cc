@@ -103,6 +103,13 @@ void Responder::onClose(std::function<void()> callback) const {
 
 bool Responder::closed() const { return state_->exchange().closed(); }
 
+Handler metricsHandler(const metrics::Registry& registry) {
+  return [&registry](const Request&, const Responder& responder) {
+    responder.send(
+        Response{200, std::string(metrics::Registry::kContentType), registry.render(), {}});
+  };
+}
+
 Status Router::add(std::string_view method, std::string path, Handler handler) {
   if (!isToken(method)) {
     return makeError(ErrorCode::kInvalidArgument,
@@ -120,11 +127,11 @@ Status Router::add(std::string_view method, std::string path, Handler handler) {
   if (!handler) {
     return makeError(ErrorCode::kInvalidArgument, "route " + path + " has no handler", "handler");
   }
-  auto& routes = routes_[path];
+  auto& [key, routes] = *routes_.try_emplace(std::move(path)).first;
   for (const auto& route : routes) {
     if (route.method == method) {
       return makeError(ErrorCode::kAlreadyExists,
-                       "route " + std::string(method) + " " + path + " is already registered",
+                       "route " + std::string(method) + " " + key + " is already registered",
                        "path");
     }
   }
@@ -275,7 +282,7 @@ bool Exchange::answer(Response response) {
   std::shared_lock life(server_->life_mu);
   if (!server_->alive) return false;
   ResponseMessage message = buildMessage(std::move(response));
-  recordAnswer(message.result_int());
+  recordAnswer(static_cast<int>(message.result_int()));
   auto connection = connection_.lock();
   if (!connection) return false;
   // Runs at once when answered on the connection's own strand (a handler answering inline);
@@ -674,7 +681,7 @@ Status validate(const ServerOptions& options) {
 
 }  // namespace
 
-Result<std::unique_ptr<Server>> Server::start(ServerOptions options, Router router) {
+Result<std::unique_ptr<Server>> Server::start(ServerOptions options, const Router& router) {
   if (auto valid = validate(options); !valid) return makeError(valid.error());
 
   std::unique_ptr<metrics::Registry> owned_registry;

@@ -7,7 +7,7 @@
 //   Status added = router.add("GET", "/healthz", [](http::Request, http::Responder r) {
 //     r.send(http::Response::text(200, "ok\n"));
 //   });
-//   Result<std::unique_ptr<http::Server>> server = http::Server::start(options, std::move(router));
+//   Result<std::unique_ptr<http::Server>> server = http::Server::start(options, router);
 //
 // Handlers run on the server's I/O threads and must not block. A handler that cannot answer at
 // once keeps its Responder and answers later from any thread (a long poll).
@@ -97,6 +97,10 @@ class Responder {
 // gets a 500 and the server carries on.
 using Handler = std::function<void(Request request, Responder responder)>;
 
+// Answers with `registry` in the Prometheus text format: the handler for GET /metrics.
+// `registry` must outlive every server the handler is routed on.
+Handler metricsHandler(const metrics::Registry& registry);
+
 // Routes by method and exact path. Built before the server starts, read-only afterwards.
 class Router {
  public:
@@ -170,7 +174,7 @@ class Server {
  public:
   // Validates `options`, loads the TLS files, binds, and starts serving `router`'s routes on
   // `options.threads` threads. Errors name the option or file at fault.
-  static Result<std::unique_ptr<Server>> start(ServerOptions options, Router router);
+  static Result<std::unique_ptr<Server>> start(ServerOptions options, const Router& router);
 
   ~Server();
   Server(const Server&) = delete;

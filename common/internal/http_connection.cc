@@ -45,7 +45,7 @@ constexpr std::size_t kReadChunk = 4096;
 // After the last answer, how long and how much we keep reading (and discarding) so that closing
 // with unread input does not reset the connection before the client has read that answer.
 constexpr auto kLingerTimeout = std::chrono::seconds(1);
-constexpr std::size_t kLingerBytes = 1024 * 1024;
+constexpr std::size_t kLingerBytes = std::size_t{1024} * 1024;
 
 constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 

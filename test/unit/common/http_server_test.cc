@@ -60,7 +60,7 @@ class Holder {
 };
 
 Handler answer(int status, std::string body) {
-  return [status, body](Request, Responder responder) {
+  return [status, body = std::move(body)](const Request&, const Responder& responder) {
     responder.send(Response::text(status, body));
   };
 }
@@ -72,8 +72,8 @@ ServerOptions testOptions() {
   return options;
 }
 
-std::unique_ptr<Server> startServer(Router router, ServerOptions options = testOptions()) {
-  auto server = Server::start(std::move(options), std::move(router));
+std::unique_ptr<Server> startServer(const Router& router, ServerOptions options = testOptions()) {
+  auto server = Server::start(std::move(options), router);
   if (!server) {
     ADD_FAILURE() << "server did not start: " << server.error().describe();
     return nullptr;
@@ -105,11 +105,11 @@ bool refusesConnections(std::uint16_t port) {
 TEST(HttpServerTest, RoutesByMethodAndExactPath) {
   Router router;
   ASSERT_TRUE(router.add("GET", "/a", answer(200, "get a")));
-  ASSERT_TRUE(router.add("POST", "/a", [](Request request, Responder responder) {
+  ASSERT_TRUE(router.add("POST", "/a", [](const Request& request, const Responder& responder) {
     responder.send(Response::text(201, "post a: " + request.body));
   }));
   ASSERT_TRUE(router.add("GET", "/a/b", answer(200, "get a/b")));
-  auto server = startServer(std::move(router));
+  auto server = startServer(router);
   ASSERT_TRUE(server);
   CurlClient client;
 
@@ -131,7 +131,7 @@ TEST(HttpServerTest, PassesRequestDetailsToHandler) {
   Holder holder;
   Router router;
   ASSERT_TRUE(router.add("PUT", "/echo", holder.handler()));
-  auto server = startServer(std::move(router));
+  auto server = startServer(router);
   ASSERT_TRUE(server);
 
   std::thread client_thread([&] {
@@ -164,7 +164,7 @@ TEST(HttpServerTest, PassesRequestDetailsToHandler) {
 TEST(HttpServerTest, Answers404ForUnknownPath) {
   Router router;
   ASSERT_TRUE(router.add("GET", "/a", answer(200, "a")));
-  auto server = startServer(std::move(router));
+  auto server = startServer(router);
   ASSERT_TRUE(server);
 
   auto result = CurlClient().perform(url(*server, "/nope"));
@@ -178,7 +178,7 @@ TEST(HttpServerTest, Answers405WithAllowForWrongMethod) {
   Router router;
   ASSERT_TRUE(router.add("GET", "/a", answer(200, "a")));
   ASSERT_TRUE(router.add("POST", "/a", answer(200, "a")));
-  auto server = startServer(std::move(router));
+  auto server = startServer(router);
   ASSERT_TRUE(server);
 
   CurlOptions options;
@@ -193,13 +193,13 @@ TEST(HttpServerTest, Answers405WithAllowForWrongMethod) {
 TEST(HttpServerTest, Answers413ForBodyOverLimit) {
   std::atomic<int> calls{0};
   Router router;
-  ASSERT_TRUE(router.add("POST", "/a", [&](Request, Responder responder) {
+  ASSERT_TRUE(router.add("POST", "/a", [&](const Request&, const Responder& responder) {
     ++calls;
     responder.send(Response::text(200, "ok"));
   }));
   auto options = testOptions();
   options.body_limit = 1024;
-  auto server = startServer(std::move(router), options);
+  auto server = startServer(router, options);
   ASSERT_TRUE(server);
   CurlClient client;
 
@@ -227,7 +227,7 @@ TEST(HttpServerTest, Answers413BeforeOversizedBodyIsSent) {
   ASSERT_TRUE(router.add("POST", "/a", answer(200, "ok")));
   auto options = testOptions();
   options.body_limit = 1024;
-  auto server = startServer(std::move(router), options);
+  auto server = startServer(router, options);
   ASSERT_TRUE(server);
   RawClient client(server->port());
 
@@ -244,10 +244,10 @@ TEST(HttpServerTest, Answers413BeforeOversizedBodyIsSent) {
 // Tests that a client expecting 100 Continue for an acceptable body gets it, then its answer.
 TEST(HttpServerTest, SendsContinueBeforeAcceptableBody) {
   Router router;
-  ASSERT_TRUE(router.add("POST", "/a", [](Request request, Responder responder) {
+  ASSERT_TRUE(router.add("POST", "/a", [](const Request& request, const Responder& responder) {
     responder.send(Response::text(200, "got " + request.body));
   }));
-  auto server = startServer(std::move(router));
+  auto server = startServer(router);
   ASSERT_TRUE(server);
   RawClient client(server->port());
 
@@ -267,7 +267,7 @@ TEST(HttpServerTest, SendsContinueBeforeAcceptableBody) {
 TEST(HttpServerTest, Answers400ForMalformedRequest) {
   Router router;
   ASSERT_TRUE(router.add("GET", "/a", answer(200, "a")));
-  auto server = startServer(std::move(router));
+  auto server = startServer(router);
   ASSERT_TRUE(server);
   RawClient client(server->port());
 
@@ -288,7 +288,7 @@ TEST(HttpServerTest, Answers431ForOversizedHeader) {
   ASSERT_TRUE(router.add("GET", "/a", answer(200, "a")));
   auto options = testOptions();
   options.header_limit = 1024;
-  auto server = startServer(std::move(router), options);
+  auto server = startServer(router, options);
   ASSERT_TRUE(server);
   RawClient client(server->port());
 
@@ -304,7 +304,7 @@ TEST(HttpServerTest, Answers431ForOversizedHeader) {
 TEST(HttpServerTest, ReusesKeptAliveConnection) {
   Router router;
   ASSERT_TRUE(router.add("GET", "/a", answer(200, "a")));
-  auto server = startServer(std::move(router));
+  auto server = startServer(router);
   ASSERT_TRUE(server);
   CurlClient client;
 
@@ -321,7 +321,7 @@ TEST(HttpServerTest, AnswersHeldRequestFromAnotherThread) {
   Holder holder;
   Router router;
   ASSERT_TRUE(router.add("GET", "/held", holder.handler()));
-  auto server = startServer(std::move(router));
+  auto server = startServer(router);
   ASSERT_TRUE(server);
 
   std::promise<testing::CurlResult> result;
@@ -354,11 +354,11 @@ TEST(HttpServerTest, KeepsPipelinedAnswersInRequestOrder) {
   Notification fast_answered;
   Router router;
   ASSERT_TRUE(router.add("GET", "/slow", holder.handler()));
-  ASSERT_TRUE(router.add("GET", "/fast", [&](Request, Responder responder) {
+  ASSERT_TRUE(router.add("GET", "/fast", [&](const Request&, const Responder& responder) {
     responder.send(Response::text(200, "fast"));
     fast_answered.notify();
   }));
-  auto server = startServer(std::move(router));
+  auto server = startServer(router);
   ASSERT_TRUE(server);
   RawClient client(server->port());
 
@@ -381,7 +381,7 @@ TEST(HttpServerTest, TellsHolderWhenClientDisconnects) {
   Holder holder;
   Router router;
   ASSERT_TRUE(router.add("GET", "/held", holder.handler()));
-  auto server = startServer(std::move(router));
+  auto server = startServer(router);
   ASSERT_TRUE(server);
   RawClient client(server->port());
   ASSERT_TRUE(client.send(get("/held")));
@@ -409,7 +409,7 @@ TEST(HttpServerTest, HoldsHundredsOfRequestsAtOnce) {
   Holder holder;
   Router router;
   ASSERT_TRUE(router.add("GET", "/held", holder.handler()));
-  auto server = startServer(std::move(router));
+  auto server = startServer(router);
   ASSERT_TRUE(server);
   std::vector<std::unique_ptr<RawClient>> clients;
   for (std::size_t i = 0; i < kClients; ++i) {
@@ -438,7 +438,7 @@ TEST(HttpServerTest, CutsSlowHeaderAtHeaderTimeout) {
   ASSERT_TRUE(router.add("GET", "/a", answer(200, "a")));
   auto options = testOptions();
   options.header_timeout = 300ms;
-  auto server = startServer(std::move(router), options);
+  auto server = startServer(router, options);
   ASSERT_TRUE(server);
   RawClient client(server->port());
 
@@ -464,7 +464,7 @@ TEST(HttpServerTest, CutsSlowBodyAtBodyTimeout) {
   ASSERT_TRUE(router.add("POST", "/a", answer(200, "a")));
   auto options = testOptions();
   options.body_timeout = 200ms;
-  auto server = startServer(std::move(router), options);
+  auto server = startServer(router, options);
   ASSERT_TRUE(server);
   RawClient client(server->port());
 
@@ -482,7 +482,7 @@ TEST(HttpServerTest, ClosesSilentNewConnectionAtHeaderTimeout) {
   auto options = testOptions();
   options.header_timeout = 200ms;
   options.idle_timeout = 10 * kWait;
-  auto server = startServer(std::move(router), options);
+  auto server = startServer(router, options);
   ASSERT_TRUE(server);
   RawClient silent(server->port());
 
@@ -492,12 +492,12 @@ TEST(HttpServerTest, ClosesSilentNewConnectionAtHeaderTimeout) {
 // Tests that a client that stops reading its answer is cut off at the write timeout.
 TEST(HttpServerTest, CutsClientThatStopsReading) {
   Router router;
-  ASSERT_TRUE(router.add("GET", "/big", [](Request, Responder responder) {
-    responder.send(Response::text(200, std::string(16 * 1024 * 1024, 'b')));
+  ASSERT_TRUE(router.add("GET", "/big", [](const Request&, const Responder& responder) {
+    responder.send(Response::text(200, std::string(std::size_t{16} * 1024 * 1024, 'b')));
   }));
   auto options = testOptions();
   options.write_timeout = 200ms;
-  auto server = startServer(std::move(router), options);
+  auto server = startServer(router, options);
   ASSERT_TRUE(server);
   RawClient client(server->port(), 4096);
 
@@ -513,7 +513,7 @@ TEST(HttpServerTest, SendsNoBodyForHead) {
   Router router;
   ASSERT_TRUE(router.add("HEAD", "/a", answer(200, "hello")));
   ASSERT_TRUE(router.add("GET", "/a", answer(200, "hello")));
-  auto server = startServer(std::move(router));
+  auto server = startServer(router);
   ASSERT_TRUE(server);
   RawClient client(server->port());
 
@@ -534,7 +534,7 @@ TEST(HttpServerTest, ClosesIdleConnectionAfterIdleTimeout) {
   ASSERT_TRUE(router.add("GET", "/a", answer(200, "a")));
   auto options = testOptions();
   options.idle_timeout = 200ms;
-  auto server = startServer(std::move(router), options);
+  auto server = startServer(router, options);
   ASSERT_TRUE(server);
   RawClient client(server->port());
   ASSERT_TRUE(client.send(get("/a")));
@@ -554,7 +554,7 @@ TEST(HttpServerTest, KeepsHeldRequestPastIdleTimeout) {
   ASSERT_TRUE(router.add("GET", "/held", holder.handler()));
   auto options = testOptions();
   options.idle_timeout = 100ms;
-  auto server = startServer(std::move(router), options);
+  auto server = startServer(router, options);
   ASSERT_TRUE(server);
   RawClient client(server->port());
   ASSERT_TRUE(client.send(get("/held")));
@@ -572,10 +572,11 @@ TEST(HttpServerTest, KeepsHeldRequestPastIdleTimeout) {
 // Tests that a throwing handler costs its own request a 500 and nothing else.
 TEST(HttpServerTest, Answers500WhenHandlerThrows) {
   Router router;
-  ASSERT_TRUE(router.add("GET", "/throw",
-                         [](Request, Responder) -> void { throw std::runtime_error("boom"); }));
+  ASSERT_TRUE(router.add("GET", "/throw", [](const Request&, const Responder&) -> void {
+    throw std::runtime_error("boom");
+  }));
   ASSERT_TRUE(router.add("GET", "/a", answer(200, "a")));
-  auto server = startServer(std::move(router));
+  auto server = startServer(router);
   ASSERT_TRUE(server);
   CurlClient client;
 
@@ -590,8 +591,8 @@ TEST(HttpServerTest, Answers500WhenHandlerThrows) {
 // Tests that a handler dropping its Responder without answering still gets its client a 500.
 TEST(HttpServerTest, Answers500WhenHandlerDropsResponder) {
   Router router;
-  ASSERT_TRUE(router.add("GET", "/forget", [](Request, Responder) {}));
-  auto server = startServer(std::move(router));
+  ASSERT_TRUE(router.add("GET", "/forget", [](const Request&, const Responder&) {}));
+  auto server = startServer(router);
   ASSERT_TRUE(server);
 
   auto result = CurlClient().perform(url(*server, "/forget"));
@@ -603,20 +604,20 @@ TEST(HttpServerTest, Answers500WhenHandlerDropsResponder) {
 // headers) become 500s instead of corrupting the stream.
 TEST(HttpServerTest, Answers500ForInvalidAnswers) {
   Router router;
-  ASSERT_TRUE(router.add("GET", "/status", [](Request, Responder responder) {
+  ASSERT_TRUE(router.add("GET", "/status", [](const Request&, const Responder& responder) {
     responder.send(Response::text(99, "x"));
   }));
-  ASSERT_TRUE(router.add("GET", "/inject", [](Request, Responder responder) {
+  ASSERT_TRUE(router.add("GET", "/inject", [](const Request&, const Responder& responder) {
     auto response = Response::text(200, "x");
     response.headers.emplace_back("X-Evil", "a\r\nSet-Cookie: b");
     responder.send(std::move(response));
   }));
-  ASSERT_TRUE(router.add("GET", "/framing", [](Request, Responder responder) {
+  ASSERT_TRUE(router.add("GET", "/framing", [](const Request&, const Responder& responder) {
     auto response = Response::text(200, "x");
     response.headers.emplace_back("Content-Length", "100");
     responder.send(std::move(response));
   }));
-  auto server = startServer(std::move(router));
+  auto server = startServer(router);
   ASSERT_TRUE(server);
   CurlClient client;
 
@@ -630,14 +631,14 @@ TEST(HttpServerTest, Answers500ForInvalidAnswers) {
 // Tests that 204 and 304 answers carry no body, and the connection stays usable after them.
 TEST(HttpServerTest, SendsNoBodyWith204And304) {
   Router router;
-  ASSERT_TRUE(router.add("GET", "/none", [](Request, Responder responder) {
+  ASSERT_TRUE(router.add("GET", "/none", [](const Request&, const Responder& responder) {
     responder.send(Response::text(204, "ignored"));
   }));
-  ASSERT_TRUE(router.add("GET", "/same", [](Request, Responder responder) {
+  ASSERT_TRUE(router.add("GET", "/same", [](const Request&, const Responder& responder) {
     responder.send(Response::json(304, ""));
   }));
   ASSERT_TRUE(router.add("GET", "/a", answer(200, "a")));
-  auto server = startServer(std::move(router));
+  auto server = startServer(router);
   ASSERT_TRUE(server);
   RawClient client(server->port());
 
@@ -661,7 +662,7 @@ TEST(HttpServerTest, SendsNoBodyWith204And304) {
 TEST(HttpServerTest, ClosesWhenClientAsksTo) {
   Router router;
   ASSERT_TRUE(router.add("GET", "/a", answer(200, "a")));
-  auto server = startServer(std::move(router));
+  auto server = startServer(router);
   ASSERT_TRUE(server);
 
   RawClient asks(server->port());
@@ -686,7 +687,7 @@ TEST(HttpServerTest, RejectsConnectionsBeyondLimit) {
   ASSERT_TRUE(router.add("GET", "/a", answer(200, "a")));
   auto options = testOptions();
   options.max_connections = 1;
-  auto server = startServer(std::move(router), options);
+  auto server = startServer(router, options);
   ASSERT_TRUE(server);
   RawClient admitted(server->port());
   ASSERT_TRUE(admitted.send(get("/a")));
@@ -707,7 +708,7 @@ TEST(HttpServerTest, StopLetsHeldRequestFinish) {
   ASSERT_TRUE(router.add("GET", "/held", holder.handler()));
   auto options = testOptions();
   options.drain_timeout = kWait;
-  auto server = startServer(std::move(router), options);
+  auto server = startServer(router, options);
   ASSERT_TRUE(server);
   RawClient client(server->port());
   ASSERT_TRUE(client.send(get("/held")));
@@ -733,7 +734,7 @@ TEST(HttpServerTest, StopReleasesHeldRequestsAfterDrainTimeout) {
   ASSERT_TRUE(router.add("GET", "/held", holder.handler()));
   auto options = testOptions();
   options.drain_timeout = 100ms;
-  auto server = startServer(std::move(router), options);
+  auto server = startServer(router, options);
   ASSERT_TRUE(server);
   RawClient client(server->port());
   ASSERT_TRUE(client.send(get("/held")));
@@ -791,7 +792,7 @@ TEST(HttpServerTest, ListensOnIpv6) {
   ASSERT_TRUE(router.add("GET", "/a", answer(200, "over ipv6")));
   auto options = testOptions();
   options.bind_address = "::1";
-  auto server = Server::start(options, std::move(router));
+  auto server = Server::start(options, router);
   if (!server && server.error().code == ErrorCode::kUnavailable) {
     GTEST_SKIP() << "no IPv6 loopback here: " << server.error().describe();
   }
@@ -810,7 +811,7 @@ TEST(HttpServerTest, CountsRequestsInMetrics) {
   ASSERT_TRUE(router.add("GET", "/a", answer(200, "a")));
   auto options = testOptions();
   options.registry = &registry;
-  auto server = startServer(std::move(router), options);
+  auto server = startServer(router, options);
   ASSERT_TRUE(server);
   auto other_options = testOptions();
   other_options.name = "other";
@@ -839,6 +840,28 @@ TEST(HttpServerTest, CountsRequestsInMetrics) {
       HasSubstr("picket_http_request_duration_seconds_count{server=\"test\",route=\"/a\"} 2\n"));
   EXPECT_THAT(text, HasSubstr("picket_http_connections_accepted_total{server=\"test\"} 1\n"));
   EXPECT_THAT(text, HasSubstr("picket_http_requests_in_flight{server=\"test\"} 0\n"));
+}
+
+// Tests that metricsHandler serves a registry in the Prometheus text format, including the
+// serving server's own metrics.
+TEST(HttpServerTest, ServesMetricsEndpoint) {
+  metrics::Registry registry;
+  registry.counter("picket_example_total", "An example.").labels({}).inc(3);
+  Router router;
+  ASSERT_TRUE(router.add("GET", "/metrics", metricsHandler(registry)));
+  auto options = testOptions();
+  options.registry = &registry;
+  auto server = startServer(router, options);
+  ASSERT_TRUE(server);
+
+  auto result = CurlClient().perform(url(*server, "/metrics"));
+  EXPECT_EQ(result.status, 200);
+  EXPECT_THAT(result.headers,
+              HasSubstr("Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"));
+  EXPECT_THAT(result.body,
+              HasSubstr("# TYPE picket_example_total counter\npicket_example_total 3\n"));
+  EXPECT_THAT(result.body,
+              HasSubstr("picket_http_connections_accepted_total{server=\"test\"} 1\n"));
 }
 
 }  // namespace

@@ -47,15 +47,15 @@ class HttpServerTlsTest : public ::testing::Test {
 
   void start(ServerOptions options) {
     Router router;
-    ASSERT_TRUE(router.add("GET", "/a", [](Request request, Responder responder) {
+    ASSERT_TRUE(router.add("GET", "/a", [](const Request& request, const Responder& responder) {
       responder.send(Response::text(200, request.tls ? "secure" : "plain"));
     }));
-    ASSERT_TRUE(router.add("GET", "/held", [this](Request, Responder responder) {
+    ASSERT_TRUE(router.add("GET", "/held", [this](const Request&, const Responder& responder) {
       std::lock_guard lock(mu_);
       held_.push_back(responder);
       held_cv_.notify_all();
     }));
-    auto server = Server::start(std::move(options), std::move(router));
+    auto server = Server::start(std::move(options), router);
     ASSERT_TRUE(server) << server.error().describe();
     server_ = std::move(*server);
   }
