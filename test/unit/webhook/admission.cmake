@@ -1,0 +1,7 @@
+# Tests of the admission handling (webhook/admission.h) and picket-webhook's server
+# (webhook/server.h).
+picket_cc_test(
+  NAME webhook_admission_test
+  SRCS ${CMAKE_CURRENT_LIST_DIR}/admission_test.cc
+  DEPS picket::admission
+  LABELS unit)

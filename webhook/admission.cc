@@ -1,0 +1,284 @@
+#include "webhook/admission.h"
+
+#include <algorithm>
+#include <exception>
+#include <utility>
+
+#include "webhook/internal/values.h"
+
+namespace picket::webhook {
+namespace {
+
+using nlohmann::json;
+
+tl::unexpected<Error> badRequest(std::string message) {
+  Error error{ErrorCode::kInvalidArgument, std::move(message), {}, 400, 0, {}};
+  return tl::unexpected<Error>(std::move(error));
+}
+
+// The member `key` of `object` unless absent or null.
+const json* member(const json& object, std::string_view key) {
+  auto it = object.find(key);
+  if (it == object.end() || it->is_null()) return nullptr;
+  return &*it;
+}
+
+// Reads the optional string `request.<key>` into `out`; an error names the field.
+Status readString(const json& request, std::string_view key, std::string* out) {
+  const json* value = member(request, key);
+  if (value == nullptr) return ok();
+  if (!value->is_string()) {
+    return badRequest("request." + std::string(key) + " must be a string");
+  }
+  *out = value->get<std::string>();
+  return ok();
+}
+
+// Reads request.<key> ({group, version, <name_key>}) into `group` and `name`, and `version`
+// when asked for; the object must be present, as the API server always sends it.
+Status readGroupVersion(const json& request, std::string_view key, std::string_view name_key,
+                        std::string* group, std::string* version, std::string* name) {
+  const std::string field = "request." + std::string(key);
+  const json* object = member(request, key);
+  if (object == nullptr || !object->is_object()) return badRequest(field + " must be an object");
+  const std::pair<std::string_view, std::string*> parts[] = {
+      {"group", group}, {"version", version}, {name_key, name}};
+  for (const auto& [part, out] : parts) {
+    const json* value = member(*object, part);
+    if (value == nullptr) continue;
+    if (!value->is_string()) {
+      return badRequest(field + "." + std::string(part) + " must be a string");
+    }
+    if (out != nullptr) *out = value->get<std::string>();
+  }
+  if (name->empty()) {
+    return badRequest(field + "." + std::string(name_key) + " must be set");
+  }
+  return ok();
+}
+
+// Skips that say nothing to the user: the pod never asked for the sidecar, or already has it.
+bool isSilent(SkipReason reason) {
+  switch (reason) {
+    case SkipReason::kExcludedNamespace:
+    case SkipReason::kPicketNamespace:
+    case SkipReason::kAlreadyInjected:
+    case SkipReason::kPodDisabled:
+    case SkipReason::kNotEnabled:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// `text` behind kWarningPrefix, cut to kMaxWarningBytes. inject()'s texts are printable ASCII,
+// so a cut never splits a character.
+std::string warning(std::string_view text) {
+  std::string out(kWarningPrefix);
+  out.append(text);
+  if (out.size() > kMaxWarningBytes) {
+    out.resize(kMaxWarningBytes - 3);
+    out.append("...");
+  }
+  return out;
+}
+
+// metadata.<key> of the pod when it is a string.
+std::string podMetadataString(const json& pod, std::string_view key) {
+  if (!pod.is_object()) return {};
+  const json* metadata = member(pod, "metadata");
+  if (metadata == nullptr || !metadata->is_object()) return {};
+  const json* value = member(*metadata, key);
+  return value != nullptr && value->is_string() ? value->get<std::string>() : std::string();
+}
+
+std::string podName(const AdmissionRequest& request) {
+  std::string name = podMetadataString(request.object, "name");
+  if (!name.empty()) return name;
+  if (!request.name.empty()) return request.name;
+  std::string generate_name = podMetadataString(request.object, "generateName");
+  if (!generate_name.empty()) return generate_name + "*";
+  return {};
+}
+
+// Appends `value` to `out` as a JSON string. The texts come from parsed JSON (valid UTF-8) or
+// from inject() (ASCII); `replace` keeps even a broken byte from throwing.
+void appendJsonString(std::string& out, std::string_view value) {
+  out += json(value).dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+// The AdmissionReview response, written out directly: it has a fixed shape, and this spares
+// building a json tree for every review.
+std::string responseBody(const std::string& uid, const json& patch,
+                         const std::vector<std::string>& warnings) {
+  std::string body = R"({"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview",)";
+  body += R"("response":{"uid":)";
+  appendJsonString(body, uid);
+  body += R"(,"allowed":true)";
+  if (!patch.empty()) {
+    body += R"(,"patchType":"JSONPatch","patch":")";
+    body += base64Encode(patch.dump(-1, ' ', false, json::error_handler_t::replace));
+    body += '"';
+  }
+  if (!warnings.empty()) {
+    body += R"(,"warnings":[)";
+    for (std::size_t i = 0; i < warnings.size(); ++i) {
+      if (i > 0) body += ',';
+      appendJsonString(body, warnings[i]);
+    }
+    body += ']';
+  }
+  body += "}}";
+  return body;
+}
+
+}  // namespace
+
+bool AdmissionRequest::isPodCreate() const {
+  return operation == "CREATE" && kind_group.empty() && kind == "Pod" && resource_group.empty() &&
+         resource == "pods" && sub_resource.empty();
+}
+
+Result<AdmissionRequest> parseAdmissionReview(std::string_view body) {
+  json review;
+  try {
+    review = json::parse(body);
+  } catch (const json::exception& e) {
+    Error error{
+        ErrorCode::kParse, std::string("the body is not JSON: ") + e.what(), {}, 400, 0, {}};
+    return tl::unexpected<Error>(std::move(error));
+  }
+  if (!review.is_object()) return badRequest("the body is not an AdmissionReview object");
+  const json* api_version = member(review, "apiVersion");
+  if (api_version == nullptr || !api_version->is_string()) {
+    return badRequest("apiVersion must be " + std::string(kAdmissionReviewApiVersion));
+  }
+  if (*api_version != kAdmissionReviewApiVersion) {
+    return badRequest("apiVersion " + internal::quoted(api_version->get_ref<const std::string&>()) +
+                      " is not supported; the webhook speaks " +
+                      std::string(kAdmissionReviewApiVersion) + " (admissionReviewVersions: [v1])");
+  }
+  const json* kind = member(review, "kind");
+  if (kind == nullptr || *kind != "AdmissionReview") {
+    return badRequest("kind must be AdmissionReview");
+  }
+  json* request = nullptr;
+  if (auto it = review.find("request"); it != review.end() && it->is_object()) request = &*it;
+  if (request == nullptr) return badRequest("request must be an object");
+
+  AdmissionRequest out;
+  if (Status read = readString(*request, "uid", &out.uid); !read)
+    return tl::unexpected(read.error());
+  if (out.uid.empty()) return badRequest("request.uid must be set");
+  for (auto [key, field] :
+       {std::pair{"operation", &out.operation}, std::pair{"subResource", &out.sub_resource},
+        std::pair{"namespace", &out.ns}, std::pair{"name", &out.name}}) {
+    if (Status read = readString(*request, key, field); !read) return tl::unexpected(read.error());
+  }
+  if (out.operation.empty()) return badRequest("request.operation must be set");
+  if (Status read =
+          readGroupVersion(*request, "kind", "kind", &out.kind_group, &out.kind_version, &out.kind);
+      !read) {
+    return tl::unexpected(read.error());
+  }
+  if (Status read = readGroupVersion(*request, "resource", "resource", &out.resource_group, nullptr,
+                                     &out.resource);
+      !read) {
+    return tl::unexpected(read.error());
+  }
+  if (const json* dry_run = member(*request, "dryRun")) {
+    if (!dry_run->is_boolean()) return badRequest("request.dryRun must be true or false");
+    out.dry_run = dry_run->get<bool>();
+  }
+  // Moved, not copied: a copy of a deeply nested object would recurse once per level.
+  if (auto it = request->find("object"); it != request->end()) out.object = std::move(*it);
+
+  if (out.isPodCreate()) {
+    if (!out.object.is_object()) return badRequest("request.object must be the Pod to create");
+    if (out.ns.empty()) return badRequest("request.namespace must be set for a Pod");
+  }
+  return out;
+}
+
+const char* reviewResultToken(ReviewResult result) {
+  switch (result) {
+    case ReviewResult::kInjected:
+      return "injected";
+    case ReviewResult::kSkipped:
+      return "skipped";
+    case ReviewResult::kPassed:
+      return "passed";
+  }
+  return "unknown";
+}
+
+Result<Admission> admit(const AdmissionRequest& request, const NamespaceLookup& lookup,
+                        const Config& config) {
+  Admission admission;
+  if (!request.isPodCreate()) {
+    admission.body = responseBody(request.uid, json::array(), {});
+    return admission;
+  }
+  admission.pod_name = podName(request);
+  Result<NamespaceInfo> ns = lookup(request.ns);
+  if (!ns) {
+    Error error = ns.error();
+    error.message =
+        "cannot look up namespace " + internal::quoted(request.ns) + ": " + error.describe();
+    error.http_status = 500;
+    return tl::unexpected<Error>(std::move(error));
+  }
+  // The API server names the namespace in the request; a lookup that answers for another one
+  // would apply the wrong labels.
+  ns->name = request.ns;
+
+  admission.injection = inject(request.object, *ns, config);
+  const InjectResult& injection = admission.injection;
+  if (injection.decision == Decision::kInject) {
+    admission.result = ReviewResult::kInjected;
+  } else {
+    admission.result = ReviewResult::kSkipped;
+  }
+  const bool silent = std::any_of(injection.reasons.begin(), injection.reasons.end(), isSilent);
+  if (!silent) {
+    for (SkipReason reason : injection.reasons) {
+      admission.notable_reasons.push_back(reason);
+      admission.warnings.push_back(
+          warning(std::string("sidecar not injected: ") + skipReasonSentence(reason)));
+    }
+    for (const std::string& detail : injection.warnings) {
+      admission.warnings.push_back(warning(detail));
+    }
+  }
+  admission.body = responseBody(request.uid, injection.patch, admission.warnings);
+  return admission;
+}
+
+std::string base64Encode(std::string_view data) {
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((data.size() + 2) / 3 * 4);
+  std::size_t i = 0;
+  for (; i + 3 <= data.size(); i += 3) {
+    const unsigned triple = static_cast<unsigned char>(data[i]) << 16 |
+                            static_cast<unsigned char>(data[i + 1]) << 8 |
+                            static_cast<unsigned char>(data[i + 2]);
+    out += kAlphabet[(triple >> 18) & 0x3f];
+    out += kAlphabet[(triple >> 12) & 0x3f];
+    out += kAlphabet[(triple >> 6) & 0x3f];
+    out += kAlphabet[triple & 0x3f];
+  }
+  const std::size_t rest = data.size() - i;
+  if (rest > 0) {
+    unsigned triple = static_cast<unsigned char>(data[i]) << 16;
+    if (rest == 2) triple |= static_cast<unsigned char>(data[i + 1]) << 8;
+    out += kAlphabet[(triple >> 18) & 0x3f];
+    out += kAlphabet[(triple >> 12) & 0x3f];
+    out += rest == 2 ? kAlphabet[(triple >> 6) & 0x3f] : '=';
+    out += '=';
+  }
+  return out;
+}
+
+}  // namespace picket::webhook
