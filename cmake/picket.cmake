@@ -5,7 +5,7 @@
 # picket_cc_binary(NAME <name> SRCS <files> DEPS <targets>)
 #   A program in build/bin.
 # picket_cc_test(NAME <name> SRCS <files> DEPS <targets> LABELS unit|integration|e2e
-#                [FIXTURES <fixtures>] [TIMEOUT <seconds>] [RUN_SERIAL])
+#                [FIXTURES <fixtures>] [ENV <NAME=value>...] [TIMEOUT <seconds>] [RUN_SERIAL])
 #   A GoogleTest binary whose cases are discovered into CTest with the given labels.
 
 function(picket_cc_library)
@@ -28,22 +28,33 @@ function(picket_cc_binary)
 endfunction()
 
 function(picket_cc_test)
-  cmake_parse_arguments(ARG "RUN_SERIAL" "NAME;TIMEOUT" "SRCS;DEPS;LABELS;FIXTURES" ${ARGN})
+  cmake_parse_arguments(ARG "RUN_SERIAL" "NAME;TIMEOUT" "SRCS;DEPS;LABELS;FIXTURES;ENV" ${ARGN})
   add_executable(${ARG_NAME} ${ARG_SRCS})
   set_target_properties(${ARG_NAME} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/test)
   target_link_libraries(${ARG_NAME} PRIVATE ${ARG_DEPS} GTest::gmock GTest::gtest_main)
   if(NOT ARG_TIMEOUT)
     set(ARG_TIMEOUT 120)
   endif()
-  set(props LABELS "${ARG_LABELS}" TIMEOUT ${ARG_TIMEOUT})
-  if(ARG_FIXTURES)
-    list(APPEND props FIXTURES_REQUIRED "${ARG_FIXTURES}")
-  endif()
-  if(ARG_RUN_SERIAL)
-    list(APPEND props RUN_SERIAL TRUE)
-  endif()
   gtest_discover_tests(${ARG_NAME}
     WORKING_DIRECTORY ${CMAKE_SOURCE_DIR}
     DISCOVERY_MODE PRE_TEST
-    PROPERTIES ${props})
+    DISCOVERY_TIMEOUT 60)
+  # gtest_discover_tests flattens list-valued PROPERTIES (two labels, several environment
+  # entries), so the properties go in a file CTest reads after it has discovered the tests.
+  set(props "LABELS [==[${ARG_LABELS}]==] TIMEOUT ${ARG_TIMEOUT}")
+  if(ARG_FIXTURES)
+    string(APPEND props " FIXTURES_REQUIRED [==[${ARG_FIXTURES}]==]")
+  endif()
+  if(ARG_ENV)
+    string(APPEND props " ENVIRONMENT [==[${ARG_ENV}]==]")
+  endif()
+  if(ARG_RUN_SERIAL)
+    string(APPEND props " RUN_SERIAL TRUE")
+  endif()
+  set(properties_file ${CMAKE_CURRENT_BINARY_DIR}/${ARG_NAME}_properties.cmake)
+  file(WRITE ${properties_file}
+    "foreach(test IN LISTS ${ARG_NAME}_TESTS)\n"
+    "  set_tests_properties(\"\${test}\" PROPERTIES ${props})\n"
+    "endforeach()\n")
+  set_property(DIRECTORY APPEND PROPERTY TEST_INCLUDE_FILES ${properties_file})
 endfunction()
