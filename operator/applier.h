@@ -1,0 +1,159 @@
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/result.h"
+#include "kube/client.h"
+#include "kube/clock.h"
+#include "kube/informer.h"
+#include "operator/planner.h"
+
+namespace picket::op {
+
+// The field manager of every write the operator makes (policies and allowlist status).
+inline constexpr std::string_view kFieldManager = "picket-operator";
+
+// What the applier did with one policy object.
+enum class PolicyAction {
+  kCreated,    // it did not exist; written
+  kUpdated,    // it existed and differed in a field Picket sets; written (hand edits reverted)
+  kDeleted,    // generated, but no longer desired; deleted
+  kUnchanged,  // it already says what is desired
+  kKept,       // existing, not desired, but owned by a kept allowlist (Plan::keep): left alone
+  kBlocked,    // desired, but the existing object is owned by a kept allowlist: left alone
+  kFailed,     // the write or delete failed; see PolicyChange::error
+};
+
+// "created", "updated", "deleted", "unchanged", "kept", "blocked", "failed" (metric labels).
+const char* policyActionToken(PolicyAction action);
+
+struct PolicyChange {
+  PolicyAction action = PolicyAction::kUnchanged;
+  std::string kind;
+  std::string namespace_name;
+  std::string name;
+  // The allowlists the object names as its sources, sorted: the desired object's for writes (and
+  // kBlocked), the existing object's for kDeleted and kKept, and for a failed delete.
+  std::vector<std::string> allowlists;
+  // kBlocked: the kept allowlists whose existing object stays.
+  std::vector<std::string> blocked_by;
+  // kFailed: what went wrong, and whether it was a delete (otherwise a write).
+  std::optional<Error> error;
+  bool deleting = false;
+  // kUnchanged only: the cache still shows the object as it was before a recent write of exactly
+  // this content, so it differs only until the informer catches up.
+  bool awaiting_cache = false;
+
+  // "NetworkPolicy payments/picket-account".
+  std::string describe() const;
+};
+
+// Everything one apply() did: the desired objects in the order given, then the deletions and the
+// kept objects in (kind, name) order.
+struct ApplyReport {
+  std::vector<PolicyChange> changes;
+
+  size_t count(PolicyAction action) const;
+  // True when nothing failed.
+  bool ok() const { return count(PolicyAction::kFailed) == 0; }
+};
+
+// The names of the allowlists a generated object names as its sources: its
+// picket.dev/allowlists annotation and its ServiceAllowlist ownerReferences, sorted, without
+// duplicates.
+std::vector<std::string> policySources(const nlohmann::json& object);
+
+// Whether `object` carries app.kubernetes.io/managed-by=picket: only such objects are Picket's.
+bool isManagedByPicket(const nlohmann::json& object);
+
+// Whether `actual` already says everything `desired` says, comparing only what Picket sets, so
+// server defaults and fields other managers own never cause a write:
+//   - apiVersion, kind, metadata.name and metadata.namespace are equal;
+//   - labels and annotations: the keys Picket owns (app.kubernetes.io/managed-by and every
+//     picket.dev/ key) are exactly the desired ones with the desired values; others are ignored;
+//   - ownerReferences: the ServiceAllowlist references are exactly the desired ones;
+//   - every other top-level field (spec): each key the desired one sets has the same value;
+//     keys only `actual` has (a server default, another manager's field) are ignored. Below the
+//     first level values are compared whole, because Picket's lists are atomic: it owns them
+//     entirely and a dropped key inside a rule must be noticed.
+bool policyMatches(const nlohmann::json& desired, const nlohmann::json& actual);
+
+// The one writer of policy objects. Given one namespace's desired policies (from the planner) and
+// its generated objects (from the informers, found by the managed-by label), it writes only the
+// differences with server-side apply under kFieldManager and deletes what is no longer desired:
+//   - an object whose sources include a kept allowlist (Plan::keep) is never written or deleted;
+//   - an object without the managed-by label is never touched: a desired policy whose name is
+//     taken by such an object fails with a message that says so (the first apply of a new object
+//     is not forced, so the API server refuses to overwrite another manager's fields);
+//   - updates of Picket's own objects are forced, so hand edits of the fields it sets revert;
+//   - deletes carry the object's uid as a precondition, so a re-created object is not deleted.
+// It remembers its recent writes until the informer shows them (observe()), so a reconcile that
+// runs before the cache caught up does not write the same thing again; a memory older than
+// kPendingLifetime is not trusted. Thread-safe; apply() calls for different namespaces may run at
+// once.
+class Applier {
+ public:
+  // How long a write is remembered while the informer has not shown it.
+  static constexpr std::chrono::seconds kPendingLifetime{30};
+
+  // `client` and `clock` must outlive the Applier.
+  Applier(kube::Client& client, kube::Clock& clock, Backend backend);
+
+  Applier(const Applier&) = delete;
+  Applier& operator=(const Applier&) = delete;
+
+  // Makes namespace `ns` hold exactly `desired` (objects the planner made for `ns`), given its
+  // generated objects `actual` and the allowlists whose objects must stay (`keep`). Desired
+  // objects of another namespace or of a kind the backend does not write are reported kFailed.
+  ApplyReport apply(std::string_view ns, const std::vector<nlohmann::json>& desired,
+                    const std::vector<kube::ObjectPtr>& actual, const std::set<AllowlistKey>& keep);
+
+  // Tells the applier what the informer cache now holds for a generated object (`deleted`: it
+  // left the cache), so remembered writes it has caught up with are forgotten. Call it from the
+  // policy informers' handlers.
+  void observe(const nlohmann::json& object, bool deleted);
+
+  // How many writes and deletes are remembered (for tests).
+  size_t pendingCount() const;
+
+ private:
+  // A write or delete the informer cache may not show yet.
+  struct Pending {
+    kube::SteadyTime at;
+    // Writes: the resourceVersion the cache showed before ("" when absent), the one the server
+    // answered with, and what was applied.
+    std::string version_before;
+    std::string version_after;
+    nlohmann::json applied;
+    // Deletes: the uid of the deleted object (empty for a write).
+    std::string deleted_uid;
+  };
+
+  // Writes `desired`, forced when `existing` is Picket's object.
+  PolicyChange write(const kube::Resource& resource, const nlohmann::json& desired,
+                     const nlohmann::json* existing);
+  // True when a remembered write of exactly `desired` explains why the cache still shows
+  // `existing` (it has not caught up yet). Forgets entries the cache has moved past.
+  bool writePending(const std::string& key, const nlohmann::json& desired,
+                    const nlohmann::json* existing);
+  // True when the cache still shows an object this applier has deleted.
+  bool deletePending(const std::string& key, const nlohmann::json& existing);
+
+  kube::Client& client_;
+  kube::Clock& clock_;
+  const Backend backend_;
+  mutable std::mutex mutex_;
+  // Keyed by "namespace/kind/name".
+  std::map<std::string, Pending> pending_;
+};
+
+}  // namespace picket::op

@@ -1,0 +1,62 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/result.h"
+#include "operator/backend.h"
+#include "operator/planner.h"
+
+namespace picket::op {
+
+// The command line of picket-operator, validated. Flags take `--name value` or `--name=value`;
+// boolean flags also `--name` alone.
+struct OperatorOptions {
+  // --kubeconfig: empty means $KUBECONFIG, in-cluster, then ~/.kube/config.
+  std::string kubeconfig;
+  // --context: a kubeconfig context instead of current-context.
+  std::string context;
+  // --backend auto|calico|kubernetes.
+  BackendChoice backend = BackendChoice::kAuto;
+  // --config: the planner configuration file (YAML or JSON); empty for the defaults.
+  std::string config_file;
+  // --namespace: where the Lease lives; empty means the namespace of the kubeconfig context or
+  // of the pod (in-cluster).
+  std::string lease_namespace;
+  // --leader-elect (default true): only the holder of the Lease reconciles.
+  bool leader_elect = true;
+  // --lease-name.
+  std::string lease_name = "picket-operator";
+  // --metrics-addr [HOST]:PORT for /healthz, /readyz and /metrics (plain HTTP); ":9090" binds
+  // every address. Port 0 picks a free one (the log says which).
+  std::string metrics_host = "0.0.0.0";
+  uint16_t metrics_port = 9090;
+  // --workers: namespaces reconciled at once, 1-64.
+  int workers = 2;
+  // --identity: this replica's name in the Lease and in Events; empty means hostname_pid.
+  std::string identity;
+  // --watch-namespace: reconcile only the allowlists of this namespace (empty: all).
+  std::string watch_namespace;
+  // --help / --version: print and exit.
+  bool help = false;
+  bool version = false;
+};
+
+// Parses the arguments after the program name. Errors (kInvalidArgument) name the flag:
+// "--workers: \"x\" is not a number from 1 to 64".
+Result<OperatorOptions> parseOperatorOptions(const std::vector<std::string>& args);
+
+// The text --help prints.
+std::string operatorUsage();
+
+// Reads the planner configuration file (YAML or JSON, see parsePlannerConfig). Errors name the
+// file and the field ("config.yaml: extraIngress[0].reason: is required ...").
+Result<PlannerConfig> loadPlannerConfig(const std::string& path);
+
+// Parses "[HOST]:PORT" (":9090", "127.0.0.1:0", "[::1]:9090") into `host` ("0.0.0.0" when
+// empty) and `port`.
+Status parseListenAddress(std::string_view text, std::string& host, uint16_t& port);
+
+}  // namespace picket::op

@@ -1,0 +1,411 @@
+#include "operator/reconciler.h"
+
+#include <glog/logging.h>
+
+#include <algorithm>
+#include <ctime>
+#include <set>
+#include <utility>
+
+namespace picket::op {
+namespace {
+
+using nlohmann::json;
+
+// The API server's limit on a condition message (the CRD's maxLength).
+constexpr size_t kMaxConditionMessage = 32768;
+
+std::string metadataString(const json& object, std::string_view key) {
+  auto metadata = object.find("metadata");
+  if (metadata == object.end() || !metadata->is_object()) return "";
+  auto value = metadata->find(key);
+  return value != metadata->end() && value->is_string() ? value->get<std::string>() : "";
+}
+
+bool beingDeleted(const json& object) {
+  auto metadata = object.find("metadata");
+  if (metadata == object.end() || !metadata->is_object()) return false;
+  auto stamp = metadata->find("deletionTimestamp");
+  return stamp != metadata->end() && !stamp->is_null();
+}
+
+// `text` cut to at most `limit` bytes, never inside a UTF-8 sequence.
+std::string truncated(std::string text, size_t limit) {
+  if (text.size() <= limit) return text;
+  const std::string_view marker = " [cut]";
+  size_t end = limit - marker.size();
+  while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) --end;
+  text.resize(end);
+  text += marker;
+  return text;
+}
+
+const json* readyCondition(const json& status) {
+  if (!status.is_object()) return nullptr;
+  auto conditions = status.find("conditions");
+  if (conditions == status.end() || !conditions->is_array()) return nullptr;
+  for (const json& condition : *conditions) {
+    if (condition.is_object() && condition.value("type", "") == "Ready") return &condition;
+  }
+  return nullptr;
+}
+
+std::string conditionField(const json* condition, const char* key) {
+  if (condition == nullptr) return "";
+  auto value = condition->find(key);
+  return value != condition->end() && value->is_string() ? value->get<std::string>() : "";
+}
+
+std::vector<std::string> stringList(const json& status, const char* key) {
+  std::vector<std::string> out;
+  if (!status.is_object()) return out;
+  auto list = status.find(key);
+  if (list == status.end() || !list->is_array()) return out;
+  for (const json& item : *list) {
+    if (item.is_string()) out.push_back(item.get<std::string>());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+json numberOrNull(const json& object, const char* key) {
+  if (!object.is_object()) return nullptr;
+  auto value = object.find(key);
+  return value != object.end() && value->is_number() ? *value : json(nullptr);
+}
+
+std::string joined(const std::vector<std::string>& items) {
+  std::string out;
+  for (const std::string& item : items) {
+    if (!out.empty()) out += ", ";
+    out += item;
+  }
+  return out;
+}
+
+// What a failed write means for the person reading the allowlist's status.
+std::string failureHint(const Error& error) {
+  switch (error.code) {
+    case ErrorCode::kNotFound:
+      return " The policy API is not served (was Calico's API or its CRDs removed?).";
+    case ErrorCode::kForbidden:
+      return " The operator lacks the RBAC permission to write it.";
+    case ErrorCode::kInvalid:
+      return " The API server rejected the policy; please report this as a Picket bug.";
+    case ErrorCode::kConflict:
+      return "";
+    default:
+      return " Picket retries with backoff.";
+  }
+}
+
+}  // namespace
+
+const kube::Resource& allowlistResource() {
+  static const kube::Resource kResource{std::string(kAllowlistGroup), "v1alpha1",
+                                        std::string(kAllowlistPlural), std::string(kAllowlistKind),
+                                        true};
+  return kResource;
+}
+
+std::string formatTime(kube::SystemTime time) {
+  std::time_t seconds = std::chrono::system_clock::to_time_t(time);
+  std::tm utc{};
+  gmtime_r(&seconds, &utc);
+  char text[32];
+  std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", &utc);
+  return text;
+}
+
+json desiredStatus(const AllowlistReport& report, const ReadyCondition& condition,
+                   const std::vector<std::string>& policies, const json& current,
+                   kube::SystemTime now) {
+  const std::string status_text = condition.ready ? "True" : "False";
+  const json* previous = readyCondition(current);
+  std::string transition = formatTime(now);
+  if (previous != nullptr && conditionField(previous, "status") == status_text &&
+      !conditionField(previous, "lastTransitionTime").empty()) {
+    transition = conditionField(previous, "lastTransitionTime");
+  }
+  std::vector<std::string> names = policies;
+  std::sort(names.begin(), names.end());
+  names.erase(std::unique(names.begin(), names.end()), names.end());
+  return {
+      {"observedGeneration", report.generation},
+      {"callerCount", report.caller_count},
+      {"policies", names},
+      {"conditions", json::array({{{"type", "Ready"},
+                                   {"status", status_text},
+                                   {"reason", condition.reason},
+                                   {"message", truncated(condition.message, kMaxConditionMessage)},
+                                   {"observedGeneration", report.generation},
+                                   {"lastTransitionTime", transition}}})}};
+}
+
+bool statusMatches(const json& desired, const json& current) {
+  if (numberOrNull(desired, "observedGeneration") != numberOrNull(current, "observedGeneration") ||
+      numberOrNull(desired, "callerCount") != numberOrNull(current, "callerCount") ||
+      stringList(desired, "policies") != stringList(current, "policies")) {
+    return false;
+  }
+  const json* want = readyCondition(desired);
+  const json* have = readyCondition(current);
+  if (want == nullptr || have == nullptr) return want == have;
+  for (const char* key : {"status", "reason", "message", "lastTransitionTime"}) {
+    if (conditionField(want, key) != conditionField(have, key)) return false;
+  }
+  return numberOrNull(*want, "observedGeneration") == numberOrNull(*have, "observedGeneration");
+}
+
+Reconciler::Reconciler(kube::Client& client, const ClusterCache& cache, Applier& applier,
+                       kube::EventRecorder& events, kube::Clock& clock, metrics::Registry& registry,
+                       PlannerConfig config)
+    : client_(client),
+      cache_(cache),
+      applier_(applier),
+      events_(events),
+      clock_(clock),
+      config_(std::move(config)),
+      reconciles_(registry.counter("picket_operator_reconciles_total",
+                                   "Namespace reconciles, by result (success or error).",
+                                   {"result"})),
+      duration_(registry.histogram("picket_operator_reconcile_duration_seconds",
+                                   "Time to reconcile one namespace.", {},
+                                   metrics::latencyBuckets())),
+      policy_writes_(registry.counter(
+          "picket_operator_policy_writes_total",
+          "Policy writes by action (created, updated, deleted; failed for writes that failed).",
+          {"action"})),
+      status_writes_(registry.counter("picket_operator_status_writes_total",
+                                      "ServiceAllowlist status writes, by result (ok, failed).",
+                                      {"result"})),
+      allowlists_(registry.gauge("picket_operator_allowlists",
+                                 "ServiceAllowlists by the reason of their Ready condition.",
+                                 {"reason"})) {}
+
+ReconcileResult Reconciler::reconcile(const std::string& ns) {
+  const kube::SteadyTime started = clock_.now();
+  ReconcileResult result;
+
+  // Allowlists being deleted are planned as if gone: their policies follow them (the garbage
+  // collector, or the applier for a policy merged with others).
+  std::vector<json> objects;
+  std::map<std::string, kube::ObjectPtr> by_name;
+  for (const kube::ObjectPtr& object : cache_.allowlists(ns)) {
+    if (!object || beingDeleted(*object)) continue;
+    objects.push_back(*object);
+    by_name[metadataString(*object, "name")] = object;
+  }
+  const std::shared_ptr<const std::vector<json>> namespaces = cache_.namespaces();
+  const Plan plan = op::plan(objects, *namespaces, config_);
+  const std::vector<kube::ObjectPtr> actual = cache_.policies(ns);
+  const ApplyReport applied = applier_.apply(ns, plan.policies, actual, plan.keep);
+
+  std::map<std::string, std::vector<const PolicyChange*>> changes_of;
+  for (const PolicyChange& change : applied.changes) {
+    for (const std::string& source : change.allowlists) changes_of[source].push_back(&change);
+    switch (change.action) {
+      case PolicyAction::kCreated:
+      case PolicyAction::kUpdated:
+      case PolicyAction::kDeleted:
+        LOG(INFO) << policyActionToken(change.action) << " " << change.describe();
+        policy_writes_.labels({policyActionToken(change.action)}).inc();
+        break;
+      case PolicyAction::kFailed:
+        LOG(WARNING) << "could not " << (change.deleting ? "delete " : "write ")
+                     << change.describe() << ": " << change.error->describe();
+        policy_writes_.labels({policyActionToken(change.action)}).inc();
+        if (!result.error) result.error = change.error;
+        break;
+      case PolicyAction::kUnchanged:
+        // The cache has not shown a recent write yet; look again in case no event ever does.
+        if (change.awaiting_cache) result.requeue_after = Applier::kPendingLifetime;
+        break;
+      case PolicyAction::kKept:
+      case PolicyAction::kBlocked:
+        break;
+    }
+  }
+  // The existing policies that name each allowlist: what a kept allowlist still contributes to.
+  std::map<std::string, std::vector<std::string>> existing_of;
+  for (const kube::ObjectPtr& object : actual) {
+    if (!object || !isManagedByPicket(*object)) continue;
+    for (const std::string& source : policySources(*object)) {
+      existing_of[source].push_back(metadataString(*object, "name"));
+    }
+  }
+
+  std::map<std::string, std::string> reasons;
+  for (const AllowlistReport& report : plan.reports) {
+    auto found = by_name.find(report.key.name);
+    if (report.key.name.empty() || found == by_name.end()) continue;
+    const json& object = *found->second;
+    const std::vector<const PolicyChange*>& changes = changes_of[report.key.name];
+
+    ReadyCondition condition;
+    std::vector<std::string> policies;
+    if (report.state == AllowlistState::kPlanned) {
+      policies = report.policies;
+      auto failed = std::find_if(changes.begin(), changes.end(), [](const PolicyChange* c) {
+        return c->action == PolicyAction::kFailed && !c->deleting;
+      });
+      auto blocked = std::find_if(changes.begin(), changes.end(), [](const PolicyChange* c) {
+        return c->action == PolicyAction::kBlocked;
+      });
+      if (failed != changes.end()) {
+        condition = {false, "BackendUnavailable",
+                     "Picket could not write " + (*failed)->describe() + ": " +
+                         (*failed)->error->describe() + "." + failureHint(*(*failed)->error)};
+      } else if (blocked != changes.end()) {
+        policies = existing_of[report.key.name];
+        condition = {false, allowlistStateReason(AllowlistState::kMergeBlocked),
+                     (*blocked)->describe() + " is kept unchanged because ServiceAllowlist " +
+                         joined((*blocked)->blocked_by) +
+                         ", which shares it, is invalid; fix that allowlist and this one is "
+                         "applied"};
+      } else {
+        condition = {true, "PolicyApplied", report.message};
+      }
+    } else {
+      condition = {false, allowlistStateReason(report.state), report.message};
+      if (report.state != AllowlistState::kDryRunUnsupported) {
+        policies = existing_of[report.key.name];
+      }
+    }
+    reasons[report.key.name] = condition.reason;
+
+    const std::string key = report.key.text();
+    const json current = currentStatus(key, object);
+    const json* previous = readyCondition(current);
+    const bool transitioned = conditionField(previous, "reason") != condition.reason ||
+                              conditionField(previous, "message") != condition.message;
+    const json status = desiredStatus(report, condition, policies, current, clock_.systemNow());
+    if (!statusMatches(status, current)) {
+      Status written = writeStatus(object, status);
+      status_writes_.labels({written ? "ok" : "failed"}).inc();
+      if (!written) {
+        const ErrorCode code = written.error().code;
+        if (code == ErrorCode::kConflict) {
+          // The allowlist changed (or was re-created) since the cache showed it; its event
+          // queues the namespace again, and this retries in case it does not.
+          result.requeue = true;
+        } else if (code != ErrorCode::kNotFound) {
+          LOG(WARNING) << "could not write the status of ServiceAllowlist " << key << ": "
+                       << written.error().describe();
+          if (!result.error) result.error = written.error();
+        }
+      }
+    }
+
+    std::vector<std::string> written_policies;
+    for (const PolicyChange* change : changes) {
+      if (change->action == PolicyAction::kCreated || change->action == PolicyAction::kUpdated) {
+        written_policies.push_back(std::string(policyActionToken(change->action)) + " " +
+                                   change->describe());
+      }
+    }
+    if (condition.ready && !written_policies.empty()) {
+      record(object, kube::EventType::kNormal, "PolicyApplied", "Apply",
+             joined(written_policies) + ": " + condition.message);
+    } else if (condition.ready && transitioned) {
+      record(object, kube::EventType::kNormal, "PolicyApplied", "Apply", condition.message);
+    } else if (!condition.ready && (transitioned || condition.reason == "BackendUnavailable")) {
+      record(object, kube::EventType::kWarning, condition.reason,
+             condition.reason == "BackendUnavailable" ? "Apply" : "Validate", condition.message);
+    }
+  }
+
+  for (const PolicyChange& change : applied.changes) {
+    if (change.action != PolicyAction::kDeleted) continue;
+    bool told = false;
+    for (const std::string& source : change.allowlists) {
+      auto found = by_name.find(source);
+      if (found == by_name.end()) continue;
+      record(*found->second, kube::EventType::kNormal, "PolicyDeleted", "Delete",
+             "deleted " + change.describe() + ": no allowlist asks for it any more");
+      told = true;
+    }
+    if (!told) {
+      LOG(INFO) << "removed orphaned " << change.describe() << " (its allowlists "
+                << (change.allowlists.empty() ? "(none named)" : joined(change.allowlists))
+                << " no longer exist)";
+    }
+  }
+
+  {
+    std::lock_guard<std::mutex> guard(mutex_);
+    std::map<std::string, std::string>& previous = reasons_[ns];
+    for (const auto& [name, reason] : previous) allowlists_.labels({reason}).dec();
+    for (const auto& [name, reason] : reasons) allowlists_.labels({reason}).inc();
+    if (reasons.empty()) {
+      reasons_.erase(ns);
+    } else {
+      previous = std::move(reasons);
+    }
+  }
+
+  reconciles_.labels({result.error ? "error" : "success"}).inc();
+  duration_.labels({}).observe(std::chrono::duration<double>(clock_.now() - started).count());
+  return result;
+}
+
+json Reconciler::currentStatus(const std::string& key, const json& object) {
+  json cached = object.value("status", json::object());
+  const std::string version = metadataString(object, "resourceVersion");
+  std::lock_guard<std::mutex> guard(mutex_);
+  auto found = pending_status_.find(key);
+  if (found == pending_status_.end()) return cached;
+  const PendingStatus& pending = found->second;
+  if (version == pending.version_before && clock_.now() - pending.at < Applier::kPendingLifetime) {
+    return pending.status;
+  }
+  pending_status_.erase(found);
+  return cached;
+}
+
+Status Reconciler::writeStatus(const json& object, const json& status) {
+  const std::string ns = metadataString(object, "namespace");
+  const std::string name = metadataString(object, "name");
+  // The uid makes the write fail rather than land on a re-created allowlist of the same name.
+  json body = {{"apiVersion", std::string(kAllowlistApiVersion)},
+               {"kind", std::string(kAllowlistKind)},
+               {"metadata", {{"name", name}, {"namespace", ns}}},
+               {"status", status}};
+  const std::string uid = metadataString(object, "uid");
+  if (!uid.empty()) body["metadata"]["uid"] = uid;
+  kube::ApplyOptions options;
+  options.field_manager = std::string(kFieldManager);
+  options.force = true;
+  options.subresource = "status";
+  auto written = client_.apply(allowlistResource(), ns, body, options);
+  if (!written) return makeError(std::move(written.error()));
+  std::lock_guard<std::mutex> guard(mutex_);
+  pending_status_[ns + "/" + name] =
+      PendingStatus{clock_.now(), metadataString(object, "resourceVersion"),
+                    metadataString(*written, "resourceVersion"), status};
+  return ok();
+}
+
+void Reconciler::observeAllowlist(const json& object, bool deleted) {
+  const std::string key =
+      metadataString(object, "namespace") + "/" + metadataString(object, "name");
+  std::lock_guard<std::mutex> guard(mutex_);
+  auto found = pending_status_.find(key);
+  if (found != pending_status_.end() &&
+      (deleted || found->second.version_after == metadataString(object, "resourceVersion"))) {
+    pending_status_.erase(found);
+  }
+}
+
+void Reconciler::record(const json& object, kube::EventType type, const std::string& reason,
+                        const std::string& action, const std::string& note) {
+  Status recorded = events_.record(kube::ObjectReference::to(object), type, reason, action,
+                                   kube::truncateNote(note));
+  if (!recorded) {
+    LOG(WARNING) << "event " << reason << " about ServiceAllowlist "
+                 << metadataString(object, "namespace") << "/" << metadataString(object, "name")
+                 << " dropped: " << recorded.error().describe();
+  }
+}
+
+}  // namespace picket::op

@@ -1,0 +1,157 @@
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/metrics.h"
+#include "common/result.h"
+#include "kube/client.h"
+#include "kube/clock.h"
+#include "kube/event_recorder.h"
+#include "kube/informer.h"
+#include "kube/resource.h"
+#include "operator/applier.h"
+#include "operator/planner.h"
+
+namespace picket::op {
+
+// The ServiceAllowlist resource.
+const kube::Resource& allowlistResource();
+
+// What the reconciler reads: the informer caches. The controller implements it over its
+// informers; tests over plain maps. Implementations are thread-safe.
+class ClusterCache {
+ public:
+  virtual ~ClusterCache() = default;
+  // The ServiceAllowlists of namespace `ns`.
+  virtual std::vector<kube::ObjectPtr> allowlists(std::string_view ns) const = 0;
+  // Every Namespace (at least metadata.name, labels, deletionTimestamp and status.phase), as
+  // plan() takes them. Shared, so a reconcile does not copy them.
+  virtual std::shared_ptr<const std::vector<nlohmann::json>> namespaces() const = 0;
+  // The generated policy objects (every kind of the backend) of namespace `ns`.
+  virtual std::vector<kube::ObjectPtr> policies(std::string_view ns) const = 0;
+};
+
+// controller-runtime's Result: what the work queue does with the key after a reconcile.
+//   error set         -> retry with the queue's per-key exponential backoff
+//   requeue_after > 0 -> reconcile again after that time (the backoff is reset)
+//   requeue           -> retry with backoff, without an error to report
+//   none              -> done until the next event (the backoff is reset)
+struct ReconcileResult {
+  bool requeue = false;
+  std::chrono::nanoseconds requeue_after{0};
+  std::optional<Error> error;
+};
+
+// The Ready condition Picket writes on an allowlist.
+struct ReadyCondition {
+  bool ready = false;
+  // PolicyApplied, InvalidSpec, MergeBlocked, DryRunUnsupported, NamespaceTerminating or
+  // BackendUnavailable.
+  std::string reason;
+  // What happened and what to do about it.
+  std::string message;
+};
+
+// The status an allowlist should have: observedGeneration, callerCount, policies (sorted) and the
+// Ready condition. lastTransitionTime is copied from `current` (the allowlist's status now) when
+// the condition's status (True/False) is unchanged, and is `now` otherwise.
+nlohmann::json desiredStatus(const AllowlistReport& report, const ReadyCondition& condition,
+                             const std::vector<std::string>& policies,
+                             const nlohmann::json& current, kube::SystemTime now);
+
+// Whether `current` already says what `desired` (from desiredStatus) says.
+bool statusMatches(const nlohmann::json& desired, const nlohmann::json& current);
+
+// Formats `time` as a Kubernetes metav1.Time: RFC 3339 in UTC, whole seconds.
+std::string formatTime(kube::SystemTime time);
+
+// Reconciles one namespace's ServiceAllowlists, controller-runtime style: level-based (it reads
+// the caches, never the event that queued it), so running it twice changes nothing the second
+// time. The work queue key is the namespace: planning is per namespace, because allowlists of one
+// namespace merge into shared policies, so one key per namespace means one worker writes a
+// namespace's policies at a time and a burst of changes in a namespace is planned once.
+//
+// One reconcile: plan the namespace's allowlists (those being deleted left out); apply the plan
+// (the Applier writes only differences, keeps what Plan::keep says); then for each allowlist write
+// its status through the status subresource (server-side apply, only when it differs) and record
+// Events:
+//
+//   planner state / apply outcome          Ready  reason               Event
+//   planned, its policies in place         True   PolicyApplied        Normal PolicyApplied when a
+//                                                                      policy was written or it
+//                                                                      became ready
+//   planned, a write failed                False  BackendUnavailable   Warning, each attempt
+//   planned, its policy held for a kept    False  MergeBlocked         Warning when it changes
+//   one
+//   invalid / merge blocked / DryRun on    False  the planner's reason Warning when it changes
+//   Kubernetes / namespace terminating
+//
+// A policy deleted because no allowlist wants it any more is a Normal PolicyDeleted Event on its
+// remaining source allowlists (or a log line for an orphan whose allowlists are all gone).
+// Invalid specs are terminal: no error, no retry, the last good policy kept. Failed writes return
+// an error, so the queue retries with backoff.
+class Reconciler {
+ public:
+  // Everything must outlive the Reconciler. `config` is a valid planner configuration.
+  Reconciler(kube::Client& client, const ClusterCache& cache, Applier& applier,
+             kube::EventRecorder& events, kube::Clock& clock, metrics::Registry& registry,
+             PlannerConfig config);
+
+  Reconciler(const Reconciler&) = delete;
+  Reconciler& operator=(const Reconciler&) = delete;
+
+  // Reconciles namespace `ns`. Thread-safe for different namespaces; the work queue never hands
+  // one namespace to two workers at once.
+  ReconcileResult reconcile(const std::string& ns);
+
+  // Tells the reconciler what the allowlist informer now holds (`deleted`: it left the cache), so
+  // a remembered status write the cache has caught up with is forgotten. Call it from the
+  // allowlist informer's handlers.
+  void observeAllowlist(const nlohmann::json& object, bool deleted);
+
+ private:
+  // A status write the cache may not show yet.
+  struct PendingStatus {
+    kube::SteadyTime at;
+    std::string version_before;
+    std::string version_after;
+    nlohmann::json status;
+  };
+
+  // The allowlist's status as it is now: the cached one, or what this reconciler wrote if the
+  // cache has not caught up with that write.
+  nlohmann::json currentStatus(const std::string& key, const nlohmann::json& object);
+  // Writes `status` to the allowlist's status subresource.
+  Status writeStatus(const nlohmann::json& object, const nlohmann::json& status);
+  void record(const nlohmann::json& object, kube::EventType type, const std::string& reason,
+              const std::string& action, const std::string& note);
+
+  kube::Client& client_;
+  const ClusterCache& cache_;
+  Applier& applier_;
+  kube::EventRecorder& events_;
+  kube::Clock& clock_;
+  const PlannerConfig config_;
+
+  metrics::CounterFamily& reconciles_;
+  metrics::HistogramFamily& duration_;
+  metrics::CounterFamily& policy_writes_;
+  metrics::CounterFamily& status_writes_;
+  metrics::GaugeFamily& allowlists_;
+
+  std::mutex mutex_;
+  // Keyed by "namespace/name".
+  std::map<std::string, PendingStatus> pending_status_;
+  // The Ready reason of each allowlist, per namespace, for the allowlists gauge.
+  std::map<std::string, std::map<std::string, std::string>> reasons_;
+};
+
+}  // namespace picket::op

@@ -1,0 +1,144 @@
+#include "operator/options.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+namespace picket::op {
+namespace {
+
+using ::testing::HasSubstr;
+
+// Tests that no flags give the documented defaults.
+TEST(OperatorOptionsTest, DefaultsWithoutFlags) {
+  auto options = parseOperatorOptions({});
+  ASSERT_TRUE(options) << options.error().describe();
+  EXPECT_EQ(options->backend, BackendChoice::kAuto);
+  EXPECT_TRUE(options->leader_elect);
+  EXPECT_EQ(options->lease_name, "picket-operator");
+  EXPECT_EQ(options->metrics_host, "0.0.0.0");
+  EXPECT_EQ(options->metrics_port, 9090);
+  EXPECT_EQ(options->workers, 2);
+  EXPECT_TRUE(options->identity.empty());
+  EXPECT_TRUE(options->watch_namespace.empty());
+}
+
+// Tests that every flag is read, in both spellings.
+TEST(OperatorOptionsTest, ReadsEveryFlag) {
+  auto options = parseOperatorOptions({"--kubeconfig", "/k", "--context=dev", "--backend",
+                                       "kubernetes", "--config=/c.yaml", "--namespace",
+                                       "picket-system", "--leader-elect=false", "--lease-name",
+                                       "lease", "--metrics-addr=127.0.0.1:0", "--workers", "8",
+                                       "--identity", "pod-1", "--watch-namespace", "team"});
+  ASSERT_TRUE(options) << options.error().describe();
+  EXPECT_EQ(options->kubeconfig, "/k");
+  EXPECT_EQ(options->context, "dev");
+  EXPECT_EQ(options->backend, BackendChoice::kKubernetes);
+  EXPECT_EQ(options->config_file, "/c.yaml");
+  EXPECT_EQ(options->lease_namespace, "picket-system");
+  EXPECT_FALSE(options->leader_elect);
+  EXPECT_EQ(options->lease_name, "lease");
+  EXPECT_EQ(options->metrics_host, "127.0.0.1");
+  EXPECT_EQ(options->metrics_port, 0);
+  EXPECT_EQ(options->workers, 8);
+  EXPECT_EQ(options->identity, "pod-1");
+  EXPECT_EQ(options->watch_namespace, "team");
+}
+
+// Tests that bad input names the flag at fault, row by row.
+TEST(OperatorOptionsTest, NamesTheFlagAtFault) {
+  struct Row {
+    std::vector<std::string> args;
+    std::string message;
+  };
+  const std::vector<Row> rows = {
+      {{"--workers", "0"}, "--workers: \"0\" is not a number from 1 to 64"},
+      {{"--workers=lots"}, "--workers: \"lots\" is not a number"},
+      {{"--backend", "cilium"}, "--backend: backend \"cilium\" is not one of"},
+      {{"--metrics-addr", "9090"}, "--metrics-addr: \"9090\" is not [HOST]:PORT"},
+      {{"--metrics-addr", ":70000"}, "--metrics-addr: \"70000\" is not a port"},
+      {{"--namespace", "Bad_NS"}, "--namespace: \"Bad_NS\" is not a namespace name"},
+      {{"--leader-elect=maybe"}, "--leader-elect: \"maybe\" is not true or false"},
+      {{"--kubeconfig"}, "--kubeconfig: needs a value"},
+      {{"--frobnicate"}, "unknown flag --frobnicate"},
+      {{"extra"}, "unexpected argument \"extra\""},
+      {{"--identity="}, "--identity: must be 1 to 128 characters"},
+  };
+  for (const Row& row : rows) {
+    auto options = parseOperatorOptions(row.args);
+    ASSERT_FALSE(options) << row.args.front();
+    EXPECT_EQ(options.error().code, ErrorCode::kInvalidArgument);
+    EXPECT_THAT(options.error().message, HasSubstr(row.message));
+  }
+}
+
+// Tests the listen address forms.
+TEST(OperatorOptionsTest, ParsesListenAddresses) {
+  std::string host;
+  uint16_t port = 0;
+  ASSERT_TRUE(parseListenAddress(":9090", host, port));
+  EXPECT_EQ(host, "0.0.0.0");
+  EXPECT_EQ(port, 9090);
+  ASSERT_TRUE(parseListenAddress("[::1]:8080", host, port));
+  EXPECT_EQ(host, "::1");
+  EXPECT_EQ(port, 8080);
+}
+
+class ConfigFileTest : public ::testing::Test {
+ protected:
+  std::string write(const std::string& content) {
+    path_ = std::filesystem::temp_directory_path() /
+            ("picket-config-" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) +
+             "-" + ::testing::UnitTest::GetInstance()->current_test_info()->name() + ".yaml");
+    std::ofstream(path_) << content;
+    return path_.string();
+  }
+  void TearDown() override {
+    if (!path_.empty()) std::filesystem::remove(path_);
+  }
+  std::filesystem::path path_;
+};
+
+// Tests that a YAML planner configuration loads.
+TEST_F(ConfigFileTest, LoadsYamlConfiguration) {
+  auto config = loadPlannerConfig(write(R"(identityLabel: app
+order: 500
+extraIngress:
+  - name: monitoring
+    reason: Prometheus scrapes every pod
+    from: {namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: monitoring}}}
+    ports: [{port: 15090}]
+)"));
+  ASSERT_TRUE(config) << config.error().describe();
+  EXPECT_EQ(config->identity_label, "app");
+  EXPECT_EQ(config->order, 500);
+  ASSERT_EQ(config->extra_ingress.size(), 1u);
+  EXPECT_EQ(config->extra_ingress[0].name, "monitoring");
+}
+
+// Tests that a configuration error names the file and the field.
+TEST_F(ConfigFileTest, NamesFileAndFieldOfErrors) {
+  const std::string path = write("extraIngress:\n  - name: monitoring\n    from: {service: x}\n");
+  auto config = loadPlannerConfig(path);
+  ASSERT_FALSE(config);
+  EXPECT_THAT(config.error().message, HasSubstr(path + ": extraIngress[0].reason: is required"));
+}
+
+// Tests that a missing file and malformed YAML are reported with the file name.
+TEST_F(ConfigFileTest, ReportsUnreadableFiles) {
+  auto missing = loadPlannerConfig("/nonexistent/picket.yaml");
+  ASSERT_FALSE(missing);
+  EXPECT_THAT(missing.error().message, HasSubstr("cannot read /nonexistent/picket.yaml"));
+  const std::string path = write("order: [1,\n");
+  auto malformed = loadPlannerConfig(path);
+  ASSERT_FALSE(malformed);
+  EXPECT_THAT(malformed.error().message, HasSubstr(path + ":"));
+}
+
+}  // namespace
+}  // namespace picket::op

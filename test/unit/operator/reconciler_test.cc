@@ -1,0 +1,385 @@
+#include "operator/reconciler.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "test/fakes/fake_clock.h"
+#include "test/fakes/fake_transport.h"
+
+namespace picket::op {
+namespace {
+
+using kube::FakeTransport;
+using kube::HttpResponse;
+using nlohmann::json;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+
+constexpr char kPolicyPath[] =
+    "/apis/projectcalico.org/v3/namespaces/shop/networkpolicies/picket-cart";
+constexpr char kApplyQuery[] = "?fieldManager=picket-operator";
+constexpr char kForcedQuery[] = "?fieldManager=picket-operator&force=true";
+constexpr char kStatusPath[] =
+    "/apis/picket.dev/v1alpha1/namespaces/shop/serviceallowlists/cart/status";
+
+// The informer caches, as plain maps.
+class FakeCache : public ClusterCache {
+ public:
+  std::vector<kube::ObjectPtr> allowlists(std::string_view ns) const override {
+    return select(allowlists_, ns);
+  }
+  std::shared_ptr<const std::vector<json>> namespaces() const override {
+    return std::make_shared<const std::vector<json>>(namespaces_);
+  }
+  std::vector<kube::ObjectPtr> policies(std::string_view ns) const override {
+    return select(policies_, ns);
+  }
+
+  std::vector<json> allowlists_;
+  std::vector<json> namespaces_;
+  std::vector<json> policies_;
+
+ private:
+  static std::vector<kube::ObjectPtr> select(const std::vector<json>& objects,
+                                             std::string_view ns) {
+    std::vector<kube::ObjectPtr> out;
+    for (const json& object : objects) {
+      if (object["metadata"]["namespace"] == ns)
+        out.push_back(std::make_shared<const json>(object));
+    }
+    return out;
+  }
+};
+
+json cartAllowlist(json callers, int generation = 1) {
+  return {{"apiVersion", "picket.dev/v1alpha1"},
+          {"kind", "ServiceAllowlist"},
+          {"metadata",
+           {{"name", "cart"},
+            {"namespace", "shop"},
+            {"uid", "uid-cart"},
+            {"generation", generation},
+            {"resourceVersion", "10"}}},
+          {"spec", {{"service", "cart"}, {"callers", std::move(callers)}}}};
+}
+
+const json kWebCaller = json::array({{{"service", "web"}}});
+// A namespaceSelector key that the schema lets through (it checks only matchLabels values) and
+// the operator refuses.
+const json kInvalidCaller =
+    json::array({{{"namespaceSelector", {{"matchLabels", {{"not a key!", "x"}}}}}}});
+
+json desiredCart(const json& callers, Backend backend = Backend::kCalico) {
+  PlannerConfig config;
+  config.backend = backend;
+  Plan made = plan({cartAllowlist(callers)}, {}, config);
+  EXPECT_EQ(made.policies.size(), 1u);
+  return made.policies.at(0);
+}
+
+json served(json object, const std::string& version = "20") {
+  object["metadata"]["uid"] = "policy-uid";
+  object["metadata"]["resourceVersion"] = version;
+  return object;
+}
+
+HttpResponse statusResponse(int code, const std::string& reason) {
+  return {code,
+          json{{"kind", "Status"}, {"code", code}, {"reason", reason}, {"message", reason}}.dump(),
+          {}};
+}
+
+class ReconcilerTest : public ::testing::Test {
+ protected:
+  ReconcilerTest()
+      : fake_(std::make_shared<FakeTransport>()),
+        client_(fake_, kube::RetryPolicy{0, {}, {}, {}}),
+        applier_(client_, clock_, Backend::kCalico) {
+    kube::EventSink sink{[this](const json& event) -> Result<json> {
+                           std::lock_guard<std::mutex> guard(events_mutex_);
+                           events_.push_back(event);
+                           return event;
+                         },
+                         [](const std::string&, const std::string&,
+                            const json& patch) -> Result<json> { return patch; }};
+    recorder_ = kube::EventRecorder::create(sink, clock_, {"picket.dev/operator", "test"}).value();
+  }
+
+  Reconciler& reconciler(Backend backend = Backend::kCalico) {
+    PlannerConfig config;
+    config.backend = backend;
+    if (backend != Backend::kCalico) {
+      applier_kubernetes_ = std::make_unique<Applier>(client_, clock_, backend);
+    }
+    reconciler_ = std::make_unique<Reconciler>(
+        client_, cache_, backend == Backend::kCalico ? applier_ : *applier_kubernetes_, *recorder_,
+        clock_, registry_, config);
+    return *reconciler_;
+  }
+
+  // The events written so far, as "Type Reason: note".
+  std::vector<std::string> events() {
+    recorder_->flush();
+    std::lock_guard<std::mutex> guard(events_mutex_);
+    std::vector<std::string> out;
+    for (const json& event : events_) {
+      out.push_back(event["type"].get<std::string>() + " " + event["reason"].get<std::string>() +
+                    ": " + event["note"].get<std::string>());
+    }
+    return out;
+  }
+
+  // The status body of the request at `index`.
+  json sentStatus(size_t index) { return json::parse(fake_->requests().at(index).body)["status"]; }
+
+  std::string metric(const std::string& line_prefix) {
+    std::string text = registry_.render();
+    size_t at = text.find(line_prefix + " ");
+    if (at == std::string::npos) return "";
+    size_t end = text.find('\n', at);
+    return text.substr(at + line_prefix.size() + 1, end - at - line_prefix.size() - 1);
+  }
+
+  std::shared_ptr<FakeTransport> fake_;
+  kube::Client client_;
+  kube::FakeClock clock_;
+  Applier applier_;
+  std::unique_ptr<Applier> applier_kubernetes_;
+  FakeCache cache_;
+  metrics::Registry registry_;
+  std::unique_ptr<kube::EventRecorder> recorder_;
+  std::unique_ptr<Reconciler> reconciler_;
+  std::mutex events_mutex_;
+  std::vector<json> events_;
+};
+
+// Tests that a new allowlist gets its policy, a Ready=True status and a Normal event.
+TEST_F(ReconcilerTest, AppliesPolicyAndReportsReady) {
+  cache_.allowlists_ = {cartAllowlist(kWebCaller)};
+  const json desired = desiredCart(kWebCaller);
+  fake_->expect({"PATCH", std::string(kPolicyPath) + kApplyQuery},
+                {200, served(desired).dump(), {}});
+  fake_->expect({"PATCH", std::string(kStatusPath) + kForcedQuery}, {200, "{}", {}});
+
+  ReconcileResult result = reconciler().reconcile("shop");
+  EXPECT_FALSE(result.error);
+  EXPECT_FALSE(result.requeue);
+  ASSERT_EQ(fake_->requests().size(), 2u);
+  json body = json::parse(fake_->requests()[1].body);
+  EXPECT_EQ(body["metadata"]["uid"], "uid-cart");
+  json status = body["status"];
+  EXPECT_EQ(status["observedGeneration"], 1);
+  EXPECT_EQ(status["callerCount"], 1);
+  EXPECT_EQ(status["policies"], json::array({"picket-cart"}));
+  json ready = status["conditions"][0];
+  EXPECT_EQ(ready["type"], "Ready");
+  EXPECT_EQ(ready["status"], "True");
+  EXPECT_EQ(ready["reason"], "PolicyApplied");
+  EXPECT_EQ(ready["lastTransitionTime"], "2024-01-01T00:00:00Z");
+  EXPECT_THAT(ready["message"].get<std::string>(), HasSubstr("has 1 allow rule"));
+  EXPECT_THAT(
+      events(),
+      ElementsAre(HasSubstr("Normal PolicyApplied: created NetworkPolicy shop/picket-cart")));
+  EXPECT_EQ(metric("picket_operator_reconciles_total{result=\"success\"}"), "1");
+  EXPECT_EQ(metric("picket_operator_policy_writes_total{action=\"created\"}"), "1");
+  EXPECT_EQ(metric("picket_operator_allowlists{reason=\"PolicyApplied\"}"), "1");
+}
+
+// Tests that a second reconcile of a converged namespace writes nothing and records nothing.
+TEST_F(ReconcilerTest, WritesNothingWhenConverged) {
+  json allowlist = cartAllowlist(kWebCaller);
+  cache_.allowlists_ = {allowlist};
+  const json desired = desiredCart(kWebCaller);
+  fake_->expect({"PATCH", std::string(kPolicyPath) + kApplyQuery},
+                {200, served(desired).dump(), {}});
+  fake_->expect({"PATCH", std::string(kStatusPath) + kForcedQuery}, {200, "{}", {}});
+  reconciler().reconcile("shop");
+  const json written = sentStatus(1);
+  EXPECT_EQ(events().size(), 1u);
+
+  allowlist["status"] = written;
+  allowlist["metadata"]["resourceVersion"] = "11";
+  cache_.allowlists_ = {allowlist};
+  cache_.policies_ = {served(desired)};
+  ReconcileResult result = reconciler_->reconcile("shop");
+  EXPECT_FALSE(result.error);
+  EXPECT_EQ(fake_->requests().size(), 2u);
+  EXPECT_EQ(events().size(), 1u);
+}
+
+// Tests that a reconcile that runs before the cache shows the last writes repeats none of them.
+TEST_F(ReconcilerTest, DoesNotRepeatWritesTheCacheHasNotShownYet) {
+  cache_.allowlists_ = {cartAllowlist(kWebCaller)};
+  const json desired = desiredCart(kWebCaller);
+  fake_->expect({"PATCH", std::string(kPolicyPath) + kApplyQuery},
+                {200, served(desired).dump(), {}});
+  fake_->expect({"PATCH", std::string(kStatusPath) + kForcedQuery},
+                {200, json{{"metadata", {{"resourceVersion", "11"}}}}.dump(), {}});
+  reconciler().reconcile("shop");
+  ReconcileResult again = reconciler_->reconcile("shop");
+  EXPECT_EQ(fake_->requests().size(), 2u);
+  EXPECT_EQ(again.requeue_after, Applier::kPendingLifetime);
+}
+
+// Tests that an invalid spec is terminal: Ready=False InvalidSpec naming the field, the existing
+// policy kept as it is, a Warning, and no retry.
+TEST_F(ReconcilerTest, KeepsLastGoodPolicyForInvalidSpec) {
+  cache_.allowlists_ = {cartAllowlist(kInvalidCaller, 2)};
+  cache_.policies_ = {served(desiredCart(kWebCaller))};
+  fake_->expect({"PATCH", std::string(kStatusPath) + kForcedQuery}, {200, "{}", {}});
+
+  ReconcileResult result = reconciler().reconcile("shop");
+  EXPECT_FALSE(result.error);
+  EXPECT_FALSE(result.requeue);
+  EXPECT_EQ(result.requeue_after.count(), 0);
+  ASSERT_EQ(fake_->requests().size(), 1u);
+  json status = sentStatus(0);
+  EXPECT_EQ(status["observedGeneration"], 2);
+  EXPECT_EQ(status["policies"], json::array({"picket-cart"}));
+  json ready = status["conditions"][0];
+  EXPECT_EQ(ready["status"], "False");
+  EXPECT_EQ(ready["reason"], "InvalidSpec");
+  EXPECT_THAT(ready["message"].get<std::string>(),
+              HasSubstr("spec.callers[0].namespaceSelector.matchLabels"));
+  EXPECT_THAT(events(), ElementsAre(HasSubstr("Warning InvalidSpec: spec.callers[0]")));
+}
+
+// Tests that a failed policy write makes Ready=False BackendUnavailable and asks for a retry.
+TEST_F(ReconcilerTest, ReportsBackendUnavailableAndRetries) {
+  cache_.allowlists_ = {cartAllowlist(kWebCaller)};
+  fake_->expect({"PATCH", std::string(kPolicyPath) + kApplyQuery}, statusResponse(404, "NotFound"));
+  fake_->expect({"PATCH", std::string(kStatusPath) + kForcedQuery}, {200, "{}", {}});
+
+  ReconcileResult result = reconciler().reconcile("shop");
+  ASSERT_TRUE(result.error);
+  EXPECT_EQ(result.error->code, ErrorCode::kNotFound);
+  json ready = sentStatus(1)["conditions"][0];
+  EXPECT_EQ(ready["status"], "False");
+  EXPECT_EQ(ready["reason"], "BackendUnavailable");
+  EXPECT_THAT(ready["message"].get<std::string>(),
+              HasSubstr("Picket could not write NetworkPolicy shop/picket-cart"));
+  EXPECT_THAT(ready["message"].get<std::string>(), HasSubstr("policy API is not served"));
+  EXPECT_THAT(events(), ElementsAre(HasSubstr("Warning BackendUnavailable")));
+  EXPECT_EQ(metric("picket_operator_reconciles_total{result=\"error\"}"), "1");
+}
+
+// Tests that lastTransitionTime stays while the condition's status stays, and moves when it flips.
+TEST_F(ReconcilerTest, MovesLastTransitionTimeOnlyWhenStatusChanges) {
+  json allowlist = cartAllowlist(json::array({{{"service", "web"}}, {{"service", "api"}}}), 2);
+  allowlist["status"] = {{"observedGeneration", 1},
+                         {"callerCount", 1},
+                         {"policies", {"picket-cart"}},
+                         {"conditions",
+                          {{{"type", "Ready"},
+                            {"status", "True"},
+                            {"reason", "PolicyApplied"},
+                            {"message", "old"},
+                            {"observedGeneration", 1},
+                            {"lastTransitionTime", "2023-06-01T00:00:00Z"}}}}};
+  cache_.allowlists_ = {allowlist};
+  cache_.policies_ = {served(desiredCart(kWebCaller))};
+  fake_->expect({"PATCH", std::string(kPolicyPath) + kForcedQuery}, {200, "{}", {}});
+  fake_->expect({"PATCH", std::string(kStatusPath) + kForcedQuery}, {200, "{}", {}});
+  reconciler().reconcile("shop");
+  EXPECT_EQ(sentStatus(1)["conditions"][0]["lastTransitionTime"], "2023-06-01T00:00:00Z");
+  EXPECT_THAT(events(), ElementsAre(HasSubstr("updated NetworkPolicy shop/picket-cart")));
+
+  allowlist["spec"]["callers"] = kInvalidCaller;
+  allowlist["metadata"]["resourceVersion"] = "12";
+  cache_.allowlists_ = {allowlist};
+  fake_->expect({"PATCH", std::string(kStatusPath) + kForcedQuery}, {200, "{}", {}});
+  reconciler_->reconcile("shop");
+  EXPECT_EQ(sentStatus(2)["conditions"][0]["lastTransitionTime"], "2024-01-01T00:00:00Z");
+}
+
+// Tests that an allowlist being deleted is planned as gone: its policy is deleted and its status
+// is not written.
+TEST_F(ReconcilerTest, TreatsAllowlistsBeingDeletedAsGone) {
+  json allowlist = cartAllowlist(kWebCaller);
+  allowlist["metadata"]["deletionTimestamp"] = "2024-01-01T00:00:00Z";
+  cache_.allowlists_ = {allowlist};
+  cache_.policies_ = {served(desiredCart(kWebCaller))};
+  fake_->expect({"DELETE", kPolicyPath}, {200, "{}", {}});
+  ReconcileResult result = reconciler().reconcile("shop");
+  EXPECT_FALSE(result.error);
+  ASSERT_EQ(fake_->requests().size(), 1u);
+  EXPECT_EQ(fake_->requests()[0].method, "DELETE");
+  EXPECT_THAT(events(), IsEmpty());
+}
+
+// Tests that a policy whose allowlists are all gone (an orphan) is deleted.
+TEST_F(ReconcilerTest, RemovesOrphans) {
+  cache_.policies_ = {served(desiredCart(kWebCaller))};
+  fake_->expect({"DELETE", kPolicyPath}, {200, "{}", {}});
+  EXPECT_FALSE(reconciler().reconcile("shop").error);
+  EXPECT_EQ(fake_->pendingExpectations(), 0u);
+  EXPECT_EQ(metric("picket_operator_policy_writes_total{action=\"deleted\"}"), "1");
+}
+
+// Tests that a policy deleted while its allowlist still exists is announced on that allowlist.
+TEST_F(ReconcilerTest, AnnouncesDeletedPoliciesOnTheirAllowlists) {
+  json allowlist = cartAllowlist(kWebCaller);
+  allowlist["spec"]["mode"] = "DryRun";
+  cache_.allowlists_ = {allowlist};
+  cache_.policies_ = {served(desiredCart(kWebCaller, Backend::kKubernetes))};
+  fake_->expect(
+      {"DELETE", "/apis/networking.k8s.io/v1/namespaces/shop/networkpolicies/picket-cart"},
+      {200, "{}", {}});
+  fake_->expect({"PATCH", std::string(kStatusPath) + kForcedQuery}, {200, "{}", {}});
+  ReconcileResult result = reconciler(Backend::kKubernetes).reconcile("shop");
+  EXPECT_FALSE(result.error);
+  json ready = sentStatus(1)["conditions"][0];
+  EXPECT_EQ(ready["reason"], "DryRunUnsupported");
+  EXPECT_EQ(sentStatus(1)["policies"], json::array());
+  EXPECT_THAT(events(),
+              ::testing::UnorderedElementsAre(HasSubstr("Warning DryRunUnsupported"),
+                                              HasSubstr("Normal PolicyDeleted: deleted "
+                                                        "NetworkPolicy shop/picket-cart")));
+}
+
+// Tests that a status write refused for a stale object asks for a retry without an error.
+TEST_F(ReconcilerTest, RequeuesOnStatusConflict) {
+  cache_.allowlists_ = {cartAllowlist(kWebCaller)};
+  cache_.policies_ = {served(desiredCart(kWebCaller))};
+  fake_->expect({"PATCH", std::string(kStatusPath) + kForcedQuery},
+                statusResponse(409, "Conflict"));
+  ReconcileResult result = reconciler().reconcile("shop");
+  EXPECT_FALSE(result.error);
+  EXPECT_TRUE(result.requeue);
+}
+
+// Tests that statusMatches looks at what Picket writes and nothing else.
+TEST(StatusTest, ComparesWhatPicketWrites) {
+  AllowlistReport report;
+  report.generation = 3;
+  report.caller_count = 2;
+  const json desired = desiredStatus(report, {true, "PolicyApplied", "fine"}, {"b", "a"},
+                                     json::object(), kube::SystemTime(std::chrono::seconds(0)));
+  EXPECT_EQ(desired["policies"], json::array({"a", "b"}));
+  EXPECT_EQ(desired["conditions"][0]["lastTransitionTime"], "1970-01-01T00:00:00Z");
+  json current = desired;
+  current["conditions"].push_back({{"type", "Other"}, {"status", "True"}});
+  current["extra"] = 1;
+  EXPECT_TRUE(statusMatches(desired, current));
+  for (const char* field : {"observedGeneration", "callerCount"}) {
+    json changed = desired;
+    changed[field] = 99;
+    EXPECT_FALSE(statusMatches(desired, changed)) << field;
+  }
+  for (const char* field : {"status", "reason", "message"}) {
+    json changed = desired;
+    changed["conditions"][0][field] = "x";
+    EXPECT_FALSE(statusMatches(desired, changed)) << field;
+  }
+  EXPECT_FALSE(statusMatches(desired, json::object()));
+}
+
+}  // namespace
+}  // namespace picket::op
