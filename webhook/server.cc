@@ -287,17 +287,33 @@ class WebhookServer::Impl {
 
   Status startServing() {
     http::Router router;
-    const std::pair<const char*, const char*> routes[] = {
-        {"POST", "/mutate"}, {"GET", "/healthz"}, {"GET", "/readyz"}, {"GET", "/metrics"}};
-    for (auto [method, path] : routes) {
-      Status added = router.add(
-          method, path,
-          [this, path = std::string_view(path)](http::Request request, http::Responder responder) {
-            route(path, std::move(request), std::move(responder));
-          });
+    const std::pair<const char*, http::Handler> routes[] = {
+        {"/mutate",
+         [this](http::Request request, http::Responder responder) {
+           handleMutate(std::move(request), std::move(responder));
+         }},
+        {"/healthz",
+         [](const http::Request&, const http::Responder& responder) {
+           responder.send(http::Response::text(200, "ok\n"));
+         }},
+        {"/readyz",
+         [this](const http::Request&, const http::Responder& responder) {
+           // TLS needs no check: the server runs only once its certificate has loaded, and a
+           // failed reload keeps the previous one.
+           if (cluster_.namespaces_synced()) {
+             responder.send(http::Response::text(200, "ok\n"));
+           } else {
+             responder.send(http::Response::text(503, "namespace cache not synced yet\n"));
+           }
+         }},
+        {"/metrics", http::metricsHandler(*registry_)},
+    };
+    for (const auto& [path, handler] : routes) {
+      Status added =
+          router.add(std::string_view(path) == "/mutate" ? "POST" : "GET", path, handler);
       if (!added) return added;
     }
-    auto server = http::Server::start(options_.http, std::move(router));
+    auto server = http::Server::start(options_.http, router);
     if (!server) return tl::unexpected(server.error());
     http_ = std::move(*server);
     fetcher_ = std::thread([this] { runFetcher(); });
@@ -357,32 +373,14 @@ class WebhookServer::Impl {
   http::ServerStats stats() const { return http_->stats(); }
 
  private:
-  void route(std::string_view path, http::Request request, http::Responder responder) {
-    if (path == "/mutate") {
-      handleMutate(std::move(request), std::move(responder));
-    } else if (path == "/healthz") {
-      responder.send(http::Response::text(200, "ok\n"));
-    } else if (path == "/readyz") {
-      // TLS: the server runs only once its certificate loaded, and a failed reload keeps it.
-      if (cluster_.namespaces_synced()) {
-        responder.send(http::Response::text(200, "ok\n"));
-      } else {
-        responder.send(http::Response::text(503, "namespace cache not synced yet\n"));
-      }
-    } else {
-      http::Response response = http::Response::text(200, registry_->render());
-      response.content_type = metrics::Registry::kContentType;
-      responder.send(std::move(response));
-    }
-  }
-
   void handleMutate(http::Request request, http::Responder responder) {
     const SteadyClock::time_point started = SteadyClock::now();
     Result<AdmissionRequest> review = parseAdmissionReview(request.body);
     if (!review) {
       metrics_.bad_request.inc();
-      LOG(WARNING) << "review refused: remote=" << request.remote_address
-                   << " status=400 error=" << logValue(review.error().message);
+      // At most a line a second, so that a client cannot flood the log; the metric counts all.
+      LOG_EVERY_T(WARNING, 1) << "review refused: remote=" << request.remote_address
+                              << " status=400 error=" << logValue(review.error().message);
       responder.send(http::Response::error(400, review.error().message));
       return;
     }

@@ -5,3 +5,9 @@ picket_cc_test(
   SRCS ${CMAKE_CURRENT_LIST_DIR}/admission_test.cc
   DEPS picket::admission
   LABELS unit)
+
+picket_cc_test(
+  NAME webhook_server_test
+  SRCS ${CMAKE_CURRENT_LIST_DIR}/server_test.cc
+  DEPS picket::webhook_server picket::http_test_support CURL::libcurl OpenSSL::SSL
+  LABELS unit)
