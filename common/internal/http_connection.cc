@@ -158,13 +158,10 @@ class Connection final : public ConnectionBase {
     // when nothing is outstanding, and a held request may stay outstanding for minutes.
     waiting_first_byte_ = true;
     lowest().expires_never();
-    if (queue_.empty() && !writing_) {
-      armDeadline(Clock::now() + waitingTimeout());
-    } else if (buffer_.capacity() > kReadChunk) {
-      // A request is held (a long poll, perhaps for minutes): give back what a large request
-      // grew the buffer to.
-      buffer_.shrink_to_fit();
-    }
+    if (queue_.empty() && !writing_) armDeadline(Clock::now() + waitingTimeout());
+    // The wait may be long (a held long poll, an idle keep-alive): give back what a large
+    // request grew the buffer to.
+    if (buffer_.capacity() > kReadChunk) buffer_.shrink_to_fit();
     stream_.async_read_some(buffer_.prepare(kReadChunk),
                             beast::bind_front_handler(&Connection::onFirstBytes, self()));
   }
