@@ -1,0 +1,341 @@
+#include "cli/inject.h"
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <optional>
+#include <sstream>
+#include <utility>
+
+#include "common/yaml_json.h"
+
+namespace picket::cli {
+namespace {
+
+using nlohmann::json;
+
+// Where a kind keeps the pod template it creates pods from, as JSON Pointer tokens; empty for a
+// Pod, which is its own template.
+struct Workload {
+  std::string_view group;
+  std::string_view kind;
+  std::vector<std::string_view> template_path;
+};
+
+const Workload kWorkloads[] = {
+    {"", "Pod", {}},
+    {"apps", "Deployment", {"spec", "template"}},
+    {"apps", "StatefulSet", {"spec", "template"}},
+    {"apps", "DaemonSet", {"spec", "template"}},
+    {"apps", "ReplicaSet", {"spec", "template"}},
+    {"batch", "Job", {"spec", "template"}},
+    {"batch", "CronJob", {"spec", "jobTemplate", "spec", "template"}},
+};
+
+std::string stringAt(const json& object, std::string_view a, std::string_view b) {
+  auto outer = object.find(a);
+  if (outer == object.end() || !outer->is_object()) return {};
+  auto inner = outer->find(b);
+  return inner != outer->end() && inner->is_string() ? inner->get<std::string>() : std::string();
+}
+
+std::string stringOf(const json& object, std::string_view key) {
+  auto it = object.find(key);
+  return it != object.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+const Workload* workloadOf(const json& object) {
+  const std::string api_version = stringOf(object, "apiVersion");
+  const std::string kind = stringOf(object, "kind");
+  const std::size_t slash = api_version.find('/');
+  const std::string_view group = slash == std::string::npos
+                                     ? std::string_view()
+                                     : std::string_view(api_version).substr(0, slash);
+  for (const Workload& workload : kWorkloads) {
+    if (workload.kind == kind && workload.group == group) return &workload;
+  }
+  return nullptr;
+}
+
+std::string displayName(const json& object) {
+  std::string name = stringAt(object, "metadata", "name");
+  if (name.empty()) {
+    name = stringAt(object, "metadata", "generateName");
+    name = name.empty() ? "<unnamed>" : name + "*";
+  }
+  return stringOf(object, "kind") + "/" + name;
+}
+
+class Injector {
+ public:
+  explicit Injector(const InjectOptions& options) : options_(options) {}
+
+  // Injects the workloads in `object` (itself, or the items of a List) in place.
+  void visit(json& object) {
+    if (!object.is_object()) return;
+    if (stringOf(object, "kind").ends_with("List")) {
+      if (auto items = object.find("items"); items != object.end() && items->is_array()) {
+        for (json& item : *items) visit(item);
+        return;
+      }
+    }
+    const Workload* workload = workloadOf(object);
+    if (workload == nullptr) return;
+    json* pod_template = &object;
+    for (std::string_view token : workload->template_path) {
+      auto next = pod_template->find(token);
+      if (next == pod_template->end() || !next->is_object()) {
+        pod_template = nullptr;
+        break;
+      }
+      pod_template = &*next;
+    }
+    // Without a template the object is malformed; inject() says so for a null template.
+    static const json kMissing;
+    const json& input = pod_template != nullptr ? *pod_template : kMissing;
+
+    std::string ns = stringAt(object, "metadata", "namespace");
+    if (ns.empty()) ns = options_.default_namespace;
+    // Running the command is the namespace's opt-in (see the header).
+    const webhook::NamespaceInfo namespace_info{ns,
+                                                {{std::string(webhook::kInjectLabel), "enabled"}}};
+    webhook::InjectedObject injected =
+        webhook::injectTemplate(input, namespace_info, options_.config);
+    if (pod_template != nullptr && injected.result.decision == webhook::Decision::kInject) {
+      *pod_template = std::move(injected.object);
+    }
+    reports_.push_back({displayName(object), std::move(injected.result)});
+  }
+
+  std::vector<InjectReport> release() { return std::move(reports_); }
+
+ private:
+  const InjectOptions& options_;
+  std::vector<InjectReport> reports_;
+};
+
+bool looksLikeJson(std::string_view input) {
+  std::size_t first = input.find_first_not_of(" \t\r\n");
+  return first != std::string_view::npos && (input[first] == '{' || input[first] == '[');
+}
+
+Result<std::vector<json>> parseJsonStream(std::string_view input, std::string_view origin) {
+  std::vector<json> documents;
+  std::istringstream in{std::string(input)};
+  while (true) {
+    in >> std::ws;
+    if (in.peek() == std::char_traits<char>::eof()) break;
+    json document;
+    try {
+      in >> document;
+    } catch (const json::exception& e) {
+      return makeError(ErrorCode::kParse,
+                       std::string(origin) + ": JSON document " +
+                           std::to_string(documents.size() + 1) + ": " + e.what(),
+                       std::string(origin));
+    }
+    documents.push_back(std::move(document));
+  }
+  return documents;
+}
+
+Result<std::string> readInput(const std::string& file, std::istream& in) {
+  std::stringstream content;
+  if (file == "-") {
+    content << in.rdbuf();
+    if (in.bad()) return makeError(ErrorCode::kIo, "cannot read standard input", "-f");
+    return content.str();
+  }
+  std::ifstream stream(file, std::ios::binary);
+  if (!stream) {
+    return makeError(ErrorCode::kIo, "cannot read " + file + ": " + std::strerror(errno), "-f");
+  }
+  content << stream.rdbuf();
+  if (stream.bad()) return makeError(ErrorCode::kIo, "cannot read " + file, "-f");
+  return content.str();
+}
+
+struct Arguments {
+  std::string file;
+  std::string config_file;
+  std::string init_image;
+  std::string ns;
+  bool help = false;
+};
+
+Result<Arguments> parseArguments(const std::vector<std::string>& args) {
+  Arguments parsed;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    std::string name = args[i];
+    std::optional<std::string> value;
+    if (std::size_t equals = name.find('=');
+        name.starts_with("--") && equals != std::string::npos) {
+      value = name.substr(equals + 1);
+      name.resize(equals);
+    }
+    if (name == "-h" || name == "--help") {
+      parsed.help = true;
+      continue;
+    }
+    std::string* target = nullptr;
+    if (name == "-f" || name == "--filename") {
+      target = &parsed.file;
+    } else if (name == "--config") {
+      target = &parsed.config_file;
+    } else if (name == "--init-image") {
+      target = &parsed.init_image;
+    } else if (name == "-n" || name == "--namespace") {
+      target = &parsed.ns;
+    } else {
+      return makeError(ErrorCode::kInvalidArgument, "unknown argument \"" + name + "\"", name);
+    }
+    if (!value) {
+      if (i + 1 >= args.size()) {
+        return makeError(ErrorCode::kInvalidArgument, name + " needs a value", name);
+      }
+      value = args[++i];
+    }
+    if (value->empty()) {
+      return makeError(ErrorCode::kInvalidArgument, name + " needs a non-empty value", name);
+    }
+    *target = *value;
+  }
+  if (parsed.help) return parsed;
+  if (parsed.file.empty()) {
+    return makeError(ErrorCode::kInvalidArgument, "-f FILE (or - for standard input) is required",
+                     "-f");
+  }
+  if (parsed.config_file.empty() == parsed.init_image.empty()) {
+    return makeError(ErrorCode::kInvalidArgument,
+                     "give either --config FILE (the injector config of your installation) or "
+                     "--init-image IMAGE (the defaults, with this picket-init image)",
+                     "--config");
+  }
+  return parsed;
+}
+
+Result<webhook::Config> loadConfig(const Arguments& args, std::istream& in) {
+  if (args.config_file.empty()) {
+    // Through parse(), which fills in the defaults that depend on other keys (xds.host); JSON is
+    // YAML, and dump() quotes the image whatever it holds.
+    const json document = {{"init", {{"image", args.init_image}}}};
+    Result<webhook::Config> config = webhook::Config::parse(document.dump());
+    if (!config) {
+      Error error = config.error();
+      error.message = "--init-image: " + error.message;
+      return tl::unexpected(std::move(error));
+    }
+    return config;
+  }
+  if (args.config_file == "-" && args.file == "-") {
+    return makeError(ErrorCode::kInvalidArgument, "--config and -f cannot both read standard input",
+                     "--config");
+  }
+  Result<std::string> text = readInput(args.config_file, in);
+  if (!text) return tl::unexpected(text.error());
+  Result<webhook::Config> config = webhook::Config::parse(*text);
+  if (!config) {
+    Error error = config.error();
+    error.message = "config " + args.config_file + ": " + error.message;
+    return tl::unexpected(std::move(error));
+  }
+  return config;
+}
+
+}  // namespace
+
+Result<InjectedManifests> injectManifests(std::string_view input, std::string_view origin,
+                                          const InjectOptions& options) {
+  const bool json_input = looksLikeJson(input);
+  Result<std::vector<json>> documents =
+      json_input ? parseJsonStream(input, origin) : yamlDocumentsToJson(input, origin);
+  if (!documents) return tl::unexpected(documents.error());
+
+  Injector injector(options);
+  InjectedManifests out;
+  for (json& document : *documents) {
+    injector.visit(document);
+    if (json_input) {
+      out.text += document.dump(2);
+      out.text += '\n';
+    } else {
+      if (!out.text.empty()) out.text += "---\n";
+      out.text += jsonToYaml(document);
+      if (!out.text.ends_with('\n')) out.text += '\n';
+    }
+  }
+  out.reports = injector.release();
+  return out;
+}
+
+std::vector<std::string> describeReports(const std::vector<InjectReport>& reports) {
+  std::vector<std::string> lines;
+  for (const InjectReport& report : reports) {
+    const webhook::InjectResult& result = report.result;
+    if (result.decision == webhook::Decision::kSkip) {
+      std::string line = report.object + ": not injected:";
+      for (webhook::SkipReason reason : result.reasons) {
+        line += " ";
+        line += webhook::skipReasonSentence(reason);
+      }
+      lines.push_back(std::move(line));
+    }
+    for (const std::string& warning : result.warnings) {
+      lines.push_back(report.object + ": warning: " + warning);
+    }
+  }
+  return lines;
+}
+
+std::string injectUsage() {
+  return "usage: picketctl inject -f FILE|- (--config FILE | --init-image IMAGE) [-n NAMESPACE]\n"
+         "\n"
+         "Adds Picket's sidecar to the Pods, and to the pod templates of Deployments,\n"
+         "StatefulSets, DaemonSets, ReplicaSets, Jobs and CronJobs, of a manifest (multi-document\n"
+         "YAML, or JSON), and prints it; every other object is printed unchanged. The namespace\n"
+         "counts as opted in; a pod labelled picket.dev/inject=disabled is left alone.\n"
+         "\n"
+         "  -f, --filename FILE   the manifest; - reads standard input\n"
+         "  --config FILE         the injector config, as picket-webhook reads it\n"
+         "  --init-image IMAGE    instead of --config: the default config with this picket-init\n"
+         "                        image\n"
+         "  -n, --namespace NS    the namespace of objects that name none (default: default)\n";
+}
+
+int runInject(const std::vector<std::string>& args, std::istream& in, std::ostream& out,
+              std::ostream& err) {
+  Result<Arguments> parsed = parseArguments(args);
+  if (!parsed) {
+    err << "picketctl inject: " << parsed.error().message << "\n\n" << injectUsage();
+    return 2;
+  }
+  if (parsed->help) {
+    out << injectUsage();
+    return 0;
+  }
+  InjectOptions options;
+  if (!parsed->ns.empty()) options.default_namespace = parsed->ns;
+  Result<webhook::Config> config = loadConfig(*parsed, in);
+  if (!config) {
+    err << "picketctl inject: " << config.error().describe() << "\n";
+    return 1;
+  }
+  options.config = std::move(*config);
+  Result<std::string> input = readInput(parsed->file, in);
+  if (!input) {
+    err << "picketctl inject: " << input.error().message << "\n";
+    return 1;
+  }
+  const std::string origin = parsed->file == "-" ? "<stdin>" : parsed->file;
+  Result<InjectedManifests> injected = injectManifests(*input, origin, options);
+  if (!injected) {
+    err << "picketctl inject: " << injected.error().message << "\n";
+    return 1;
+  }
+  out << injected->text;
+  for (const std::string& line : describeReports(injected->reports)) err << line << "\n";
+  return 0;
+}
+
+}  // namespace picket::cli
