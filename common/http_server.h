@@ -56,7 +56,9 @@ struct Response {
   std::string body;
   Headers headers;  // sent in addition to Content-Type
 
+  // `body` as application/json.
   static Response json(int status, std::string body);
+  // `body` as text/plain; charset=utf-8.
   static Response text(int status, std::string body);
   // A JSON error body: {"code":<status>,"message":"<message>"}.
   static Response error(int status, std::string_view message);
@@ -108,6 +110,7 @@ class Router {
   // an HTTP token, the path does not start with '/', or the pair is already routed.
   Status add(std::string_view method, std::string path, Handler handler);
 
+  // One method's handler for a path.
   struct Route {
     std::string method;
     Handler handler;
@@ -119,6 +122,7 @@ class Router {
   std::map<std::string, std::vector<Route>, std::less<>> routes_;
 };
 
+// How a Server listens and protects itself. Every duration must be positive.
 struct ServerOptions {
   // The `server` label on this server's metrics, to tell servers in one process apart.
   std::string name = "http";
@@ -134,11 +138,13 @@ struct ServerOptions {
   std::chrono::milliseconds tls_reload_interval{1000};
   // I/O threads running handlers.
   int threads = 2;
-  // A larger body gets 413; larger headers get 431.
+  // A larger body gets 413 (refused from Content-Length alone when possible); a larger header
+  // block (at least 1024) gets 431.
   std::size_t body_limit = 4 * 1024 * 1024;
   std::size_t header_limit = 16 * 1024;
   // From a request's first byte (or the TLS handshake's start) until its header is complete;
-  // slower clients are cut off (slow loris).
+  // slower clients are cut off (slow loris). Also how long a new connection may wait before
+  // its first request.
   std::chrono::milliseconds header_timeout{10000};
   // To read a body once its header is in.
   std::chrono::milliseconds body_timeout{30000};
@@ -157,16 +163,16 @@ struct ServerOptions {
 // Counters of a running server (the same figures as its picket_http_* metrics).
 struct ServerStats {
   std::uint64_t connections_accepted = 0;
-  std::uint64_t connections_rejected = 0;
+  std::uint64_t connections_rejected = 0;  // over max_connections
   std::uint64_t connections_active = 0;
-  std::uint64_t requests_in_flight = 0;
-  std::uint64_t requests_abandoned = 0;
-  std::uint64_t malformed_requests = 0;
-  std::uint64_t read_timeouts = 0;   // a request header or body too slow to arrive
-  std::uint64_t write_timeouts = 0;  // a client too slow to take its answer
+  std::uint64_t requests_in_flight = 0;  // read, not yet answered (held ones included)
+  std::uint64_t requests_abandoned = 0;  // the connection ended before the answer
+  std::uint64_t malformed_requests = 0;  // answered 400
+  std::uint64_t read_timeouts = 0;       // a request header or body too slow to arrive
+  std::uint64_t write_timeouts = 0;      // a client too slow to take its answer
   std::uint64_t tls_handshake_failures = 0;
-  std::uint64_t tls_reloads = 0;
-  std::uint64_t tls_reload_failures = 0;
+  std::uint64_t tls_reloads = 0;          // changed certificate pairs loaded
+  std::uint64_t tls_reload_failures = 0;  // changed pairs refused (the old one kept)
 };
 
 // A running HTTP(S) server. Not movable; destroying it stops it.

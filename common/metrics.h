@@ -83,6 +83,7 @@ class Family {
   Family(const Family&) = delete;
   Family& operator=(const Family&) = delete;
 
+  // What the family was registered with.
   const std::string& name() const { return name_; }
   const std::string& help() const { return help_; }
   MetricType type() const { return type_; }
@@ -130,6 +131,7 @@ class Family {
 // A family of counters.
 class CounterFamily final : public Family {
  public:
+  // Use Registry::counter(), which validates the name and keeps families unique.
   CounterFamily(std::string name, std::string help, std::vector<std::string> label_names);
 
   // The counter for these label values (one per label name, in order).
@@ -145,6 +147,7 @@ class CounterFamily final : public Family {
 // A family of gauges.
 class GaugeFamily final : public Family {
  public:
+  // Use Registry::gauge(), which validates the name and keeps families unique.
   GaugeFamily(std::string name, std::string help, std::vector<std::string> label_names);
 
   // The gauge for these label values (one per label name, in order).
@@ -160,7 +163,8 @@ class GaugeFamily final : public Family {
 // A family of histograms sharing one set of bucket bounds.
 class HistogramFamily final : public Family {
  public:
-  // `bounds` must be finite and strictly increasing; the +Inf bucket is implicit.
+  // Use Registry::histogram(), which validates the name and keeps families unique. `bounds`
+  // must be finite and strictly increasing; the +Inf bucket is implicit.
   HistogramFamily(std::string name, std::string help, std::vector<std::string> label_names,
                   std::vector<double> bounds);
 
@@ -192,10 +196,14 @@ class Registry {
   Registry(const Registry&) = delete;
   Registry& operator=(const Registry&) = delete;
 
+  // The counter family `name` (conventionally ending in _total), registering it if new.
   CounterFamily& counter(const std::string& name, const std::string& help,
                          const std::vector<std::string>& label_names = {});
+  // The gauge family `name`, registering it if new.
   GaugeFamily& gauge(const std::string& name, const std::string& help,
                      const std::vector<std::string>& label_names = {});
+  // The histogram family `name` with bucket upper bounds `bounds` (finite, strictly
+  // increasing; +Inf is implicit), registering it if new.
   HistogramFamily& histogram(const std::string& name, const std::string& help,
                              const std::vector<std::string>& label_names,
                              const std::vector<double>& bounds);
