@@ -180,6 +180,11 @@ std::vector<std::string> SnapshotCache::nodes() const {
   return out;
 }
 
+size_t SnapshotCache::nodeCount() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return nodes_.size();
+}
+
 size_t SnapshotCache::heldWatches() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return watches_.size();

@@ -100,6 +100,8 @@ class SnapshotCache {
 
   // Ids of the nodes the cache knows (with a snapshot or a held watch), sorted.
   std::vector<std::string> nodes() const;
+  // nodes().size(), without copying the ids.
+  size_t nodeCount() const;
   size_t heldWatches() const;
 
  private:
