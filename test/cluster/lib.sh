@@ -6,6 +6,8 @@
 #   kubeconfig           admin kubeconfig (client certificate in group system:masters)
 #   env                  KEY=VALUE lines: KUBECONFIG, PICKET_APISERVER_URL, PICKET_ETCD_ENDPOINT, ...
 #   owner                who created it: "user", or the --owner given to up (ctest uses "ctest")
+#   holders/NAME.PID     one per process (a ctest run) that ran `up --owner NAME` and has not
+#                        run `down --owner NAME` yet
 #   <component>.pid      pid of etcd, kube-apiserver, kube-controller-manager
 #   logs/<component>.log their output
 #   pki/, etcd/          certificates and keys, etcd's data
@@ -61,6 +63,29 @@ cluster_stop_all() {
       sleep 0.1
     done
   done
+}
+
+# Records the process that ran `up --owner $1` (the caller's parent: the ctest run) as a holder.
+cluster_add_holder() {
+  mkdir -p "$cluster_state/holders"
+  : >"$cluster_state/holders/$1.$PPID"
+}
+
+# Prints the pids of holders still running, forgetting those that are gone (a ctest run that was
+# killed never runs its cleanup).
+cluster_live_holders() {
+  local file pid
+  local -a live=()
+  for file in "$cluster_state"/holders/*; do
+    [ -e "$file" ] || continue
+    pid=${file##*.}
+    if [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null; then
+      live+=("$pid")
+    else
+      rm -f "$file"
+    fi
+  done
+  echo "${live[*]}"
 }
 
 # Removes the state dir, refusing to touch a folder that `up` did not create.
