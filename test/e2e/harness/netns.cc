@@ -20,19 +20,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// The pid in a harness name ("picket-e2e-1234-..." -> 1234); nullopt for other names (those of
-// test/e2e/init, "picket-e2e-init-...", among them).
-std::optional<pid_t> ownerOf(std::string_view name) {
-  if (name.rfind(kNamePrefix, 0) != 0) return std::nullopt;
-  name.remove_prefix(kNamePrefix.size());
-  size_t digits = 0;
-  while (digits < name.size() && name[digits] >= '0' && name[digits] <= '9') ++digits;
-  if (digits == 0 || digits > 9 || digits == name.size() || name[digits] != '-') {
-    return std::nullopt;
-  }
-  return static_cast<pid_t>(std::atol(std::string(name.substr(0, digits)).c_str()));
-}
-
 bool alive(pid_t pid) { return ::kill(pid, 0) == 0 || errno == EPERM; }
 
 std::optional<ino_t> inodeOf(const std::string& path) {
@@ -57,6 +44,18 @@ void killAll(const std::vector<pid_t>& pids) {
 }  // namespace
 
 std::string ownPrefix() { return std::string(kNamePrefix) + std::to_string(::getpid()) + "-"; }
+
+// Names of test/e2e/init ("picket-e2e-init-...") have no pid and are not ours.
+std::optional<pid_t> harnessOwner(std::string_view name) {
+  if (name.rfind(kNamePrefix, 0) != 0) return std::nullopt;
+  name.remove_prefix(kNamePrefix.size());
+  size_t digits = 0;
+  while (digits < name.size() && name[digits] >= '0' && name[digits] <= '9') ++digits;
+  if (digits == 0 || digits > 9 || digits == name.size() || name[digits] != '-') {
+    return std::nullopt;
+  }
+  return static_cast<pid_t>(std::atol(std::string(name.substr(0, digits)).c_str()));
+}
 
 Result<std::unique_ptr<NetworkNamespace>> NetworkNamespace::create(std::string name) {
   if (name.empty() || name.size() > 200 || name.find('/') != std::string::npos) {
@@ -107,6 +106,7 @@ std::vector<pid_t> processesInNamespace(ino_t inode) {
 std::string Leftovers::describe() const {
   std::string text;
   for (const std::string& name : namespaces) text += "network namespace " + name + "\n";
+  for (const std::string& dir : scratch_dirs) text += "scratch dir " + dir + "\n";
   for (const std::string& link : links) text += "root-namespace link " + link + "\n";
   for (pid_t pid : processes) {
     std::ifstream cmdline("/proc/" + std::to_string(pid) + "/cmdline");
@@ -126,18 +126,22 @@ Leftovers collect(const std::function<bool(pid_t)>& select) {
   std::set<ino_t> inodes;
   for (const auto& entry : fs::directory_iterator("/run/netns", error)) {
     const std::string name = entry.path().filename().string();
-    auto owner = ownerOf(name);
+    auto owner = harnessOwner(name);
     if (!owner || !select(*owner)) continue;
     found.namespaces.push_back(name);
     if (auto inode = inodeOf(entry.path().string())) inodes.insert(*inode);
   }
   for (const auto& entry : fs::directory_iterator("/sys/class/net", error)) {
     const std::string link = entry.path().filename().string();
-    auto owner = ownerOf(aliasOf(link));
+    auto owner = harnessOwner(aliasOf(link));
     if (owner && select(*owner)) found.links.push_back(link);
   }
   for (ino_t inode : inodes) {
     for (pid_t pid : processesInNamespace(inode)) found.processes.push_back(pid);
+  }
+  for (const auto& entry : fs::directory_iterator("/tmp", error)) {
+    auto owner = harnessOwner(entry.path().filename().string());
+    if (owner && select(*owner)) found.scratch_dirs.push_back(entry.path().string());
   }
   return found;
 }
@@ -153,6 +157,8 @@ Leftovers sweepDeadRuns() {
   killAll(dead.processes);
   for (const std::string& name : dead.namespaces) runTool({"ip", "netns", "del", name});
   for (const std::string& link : dead.links) runTool({"ip", "link", "del", link});
+  std::error_code error;
+  for (const std::string& dir : dead.scratch_dirs) fs::remove_all(dir, error);
   return dead;
 }
 

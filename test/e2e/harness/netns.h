@@ -24,6 +24,9 @@ inline constexpr std::string_view kNamePrefix = "picket-e2e-";
 // kNamePrefix + this process's pid + "-".
 std::string ownPrefix();
 
+// The pid in a harness name ("picket-e2e-1234-..." gives 1234); nullopt for any other name.
+std::optional<pid_t> harnessOwner(std::string_view name);
+
 // A named network namespace (/run/netns/<name>, as `ip netns add` makes it) with its loopback up.
 // Destroying it kills every process still inside and removes it.
 class NetworkNamespace {
@@ -80,11 +83,14 @@ std::vector<pid_t> processesInNamespace(ino_t inode);
 
 // What a harness left behind, found by name and namespace.
 struct Leftovers {
-  std::vector<std::string> namespaces;  // under /run/netns
-  std::vector<std::string> links;       // in the root namespace
-  std::vector<pid_t> processes;         // inside those namespaces
+  std::vector<std::string> namespaces;    // under /run/netns
+  std::vector<std::string> links;         // in the root namespace
+  std::vector<pid_t> processes;           // inside those namespaces
+  std::vector<std::string> scratch_dirs;  // /tmp/picket-e2e-<pid>-*: logs, certificates
 
-  bool empty() const { return namespaces.empty() && links.empty() && processes.empty(); }
+  bool empty() const {
+    return namespaces.empty() && links.empty() && processes.empty() && scratch_dirs.empty();
+  }
   // One line per leftover, for a failure message.
   std::string describe() const;
 };
@@ -94,7 +100,7 @@ Leftovers findLeftovers(pid_t owner = ::getpid());
 
 // Removes the leftovers of every harness run whose process has ended (killed by SIGKILL, say,
 // which no cleanup survives): kills the processes inside its namespaces, deletes the namespaces
-// and its root-namespace links. Returns what it removed.
+// and its root-namespace links and scratch dirs. Returns what it removed.
 Leftovers sweepDeadRuns();
 
 }  // namespace picket::e2e

@@ -140,12 +140,10 @@ void NodeRegistration::sweepDeadRuns(kube::Client& client) {
   ours.label_selector = std::string(kManagedByLabel) + "=" + kManagedBy;
   auto nodes = client.list(kNodes, "", ours);
   if (!nodes) return;
-  const std::string prefix(kNamePrefix);
   for (const json& node : nodes->items) {
     const std::string name = node["metadata"].value("name", "");
-    if (name.rfind(prefix, 0) != 0) continue;
-    const pid_t owner = static_cast<pid_t>(std::atol(name.c_str() + prefix.size()));
-    if (owner <= 0 || ::kill(owner, 0) == 0 || errno != ESRCH) continue;
+    auto owner = harnessOwner(name);
+    if (!owner || ::kill(*owner, 0) == 0 || errno != ESRCH) continue;
     client.remove(kube::resources::kLeases, kLeaseNamespace, name);
     client.remove(kNodes, "", name);
   }

@@ -421,7 +421,9 @@ void RunningPod::stopAll(std::chrono::milliseconds grace) {
     if (!container->init && container->process) container->process->signal(SIGTERM);
   }
   for (auto& container : containers_) {
-    if (!container->init && container->process) container->process->stop(left());
+    if (!container->init && container->process && !container->process->wait(left())) {
+      container->process->stop(std::chrono::milliseconds(0));
+    }
   }
   for (auto it = containers_.rbegin(); it != containers_.rend(); ++it) {
     if ((*it)->process) (*it)->process->stop(std::max(left(), std::chrono::milliseconds(500)));
@@ -512,20 +514,11 @@ Result<std::unique_ptr<PodRunner>> PodRunner::create(Options options) {
                      "the e2e harness needs root (network namespaces, iptables, other users)");
   }
   if (options.scratch_dir.empty()) {
-    options.scratch_dir = "/tmp/" + std::string(kNamePrefix) + std::to_string(::getpid());
+    options.scratch_dir = "/tmp/" + ownPrefix() + "pods";
   }
   sweepDeadRuns();
-  // Scratch dirs of dead runs (the default ones, named like everything else).
-  std::error_code error;
-  for (const auto& entry : fs::directory_iterator("/tmp", error)) {
-    const std::string name = entry.path().filename().string();
-    if (name.rfind(kNamePrefix, 0) != 0) continue;
-    const std::string digits = name.substr(kNamePrefix.size());
-    if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos) continue;
-    const pid_t owner = static_cast<pid_t>(std::atol(digits.c_str()));
-    if (::kill(owner, 0) != 0 && errno == ESRCH) fs::remove_all(entry.path(), error);
-  }
   std::unique_ptr<PodRunner> runner(new PodRunner(std::move(options)));
+  std::error_code error;
   fs::create_directories(runner->options_.scratch_dir, error);
   if (error) {
     return makeError(ErrorCode::kIo,

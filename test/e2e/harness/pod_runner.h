@@ -131,7 +131,7 @@ class PodRunner {
     // benchmarks do.
     kube::Client* client = nullptr;
     ImageCatalog images;
-    // Where the containers' logs go; default /tmp/picket-e2e-<pid>. Removed on destruction
+    // Where the containers' logs go; default /tmp/picket-e2e-<pid>-pods. Removed on destruction
     // unless $PICKET_E2E_KEEP_LOGS is set.
     std::string scratch_dir;
     // The bound of terminationGracePeriodSeconds when stopping pods.
