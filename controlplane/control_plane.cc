@@ -18,9 +18,10 @@ const json& field(const json& object, const char* key) {
   return object.is_object() && object.contains(key) ? object[key] : kNull;
 }
 
+std::string text(const json& value) { return value.is_string() ? value.get<std::string>() : ""; }
+
 std::string resourceVersion(const json& object) {
-  const json& version = field(field(object, "metadata"), "resourceVersion");
-  return version.is_string() ? version.get<std::string>() : "";
+  return text(field(field(object, "metadata"), "resourceVersion"));
 }
 
 // The part of a Pod the snapshots read; other updates (conditions, container states) are
@@ -119,9 +120,8 @@ class ControlPlane::AllowlistTracker {
     std::map<std::string, Entry> next;
     for (const ObjectPtr& object : objects) {
       const json& metadata = field(*object, "metadata");
-      std::string key = field(metadata, "namespace").dump() + "/" + field(metadata, "name").dump();
-      std::string uid =
-          field(metadata, "uid").is_string() ? metadata["uid"].get<std::string>() : "";
+      std::string key = text(field(metadata, "namespace")) + "/" + text(field(metadata, "name"));
+      std::string uid = text(field(metadata, "uid"));
       std::string version = resourceVersion(*object);
       Entry entry;
       auto previous = entries_.find(key);
@@ -136,7 +136,7 @@ class ControlPlane::AllowlistTracker {
           entry.last_good = std::move(*parsed);
         } else {
           LOG(WARNING) << "xDS: ServiceAllowlist " << key << " is invalid ("
-                       << parsed.error().describe() << "); "
+                       << parsed.error().message << "); "
                        << (entry.last_good ? "its sidecars keep its last valid version"
                                            : "it is ignored until it is fixed");
         }
