@@ -2,11 +2,13 @@
 
 #include <glog/logging.h>
 
+#include <algorithm>
 #include <map>
 #include <mutex>
 #include <utility>
 
 #include "operator/allowlist.h"
+#include "webhook/bootstrap.h"
 
 namespace picket::xds {
 namespace {
@@ -231,6 +233,212 @@ Status ControlPlane::start() {
 void ControlPlane::stop() {
   if (server_ != nullptr) server_->stop();
   if (http_ != nullptr) http_->stop();
+}
+
+ControlPlaneOptions ControlPlaneOptions::fromInjector(const webhook::Config& injector) {
+  ControlPlaneOptions options;
+  options.listen.port = static_cast<uint16_t>(injector.xds.port);
+  SnapshotConfig& snapshot = options.xds.snapshot;
+  const webhook::ProxyPorts& ports = injector.proxy.ports;
+  snapshot.outbound_port = ports.outbound;
+  snapshot.inbound_port = ports.inbound;
+  snapshot.proxy_ports = {ports.admin, ports.prometheus, ports.readiness};
+  snapshot.xds.cluster = std::string(webhook::kXdsClusterName);
+  snapshot.xds.refresh_delay_ms = injector.xds.refresh_delay_ms;
+  snapshot.xds.request_timeout_seconds = injector.xds.request_timeout_seconds;
+  snapshot.cluster_domain = injector.cluster_domain;
+  snapshot.identity_label = injector.identity_label;
+  options.xds.hold = std::min<std::chrono::milliseconds>(
+      std::chrono::seconds(30),
+      std::chrono::milliseconds(injector.xds.request_timeout_seconds * 1000 / 2));
+  return options;
+}
+
+namespace {
+
+// Reads one config object: known keys only, typed, in range; errors name the field.
+class ConfigReader {
+ public:
+  explicit ConfigReader(std::string prefix) : prefix_(std::move(prefix)) {}
+
+  // Checks that `value` (at `path`) is an object with no keys outside `known`.
+  Status object(const json& value, const std::string& path, std::vector<std::string> known) {
+    if (!value.is_object()) return bad(path, "must be an object");
+    for (const auto& [key, unused] : value.items()) {
+      if (std::find(known.begin(), known.end(), key) == known.end()) {
+        std::string list;
+        for (const std::string& name : known) list += (list.empty() ? "" : ", ") + name;
+        return bad(join(path, key), "unknown field (known fields: " + list + ")");
+      }
+    }
+    return ok();
+  }
+
+  template <class Int>
+  Status integer(const json& parent, const std::string& path, const char* key, Int& out,
+                 long long min, long long max) {
+    if (!parent.contains(key)) return ok();
+    const json& value = parent[key];
+    if (!value.is_number_integer()) return bad(join(path, key), "must be an integer");
+    long long number = value.get<long long>();
+    if (number < min || number > max) {
+      return bad(join(path, key), "must be " + std::to_string(min) + "-" + std::to_string(max) +
+                                      ", got " + std::to_string(number));
+    }
+    out = static_cast<Int>(number);
+    return ok();
+  }
+
+  Status millis(const json& parent, const std::string& path, const char* key,
+                std::chrono::milliseconds& out, long long max) {
+    long long value = out.count();
+    if (auto status = integer(parent, path, key, value, 0, max); !status) return status;
+    out = std::chrono::milliseconds(value);
+    return ok();
+  }
+
+  Status number(const json& parent, const std::string& path, const char* key, double& out,
+                double min, double max) {
+    if (!parent.contains(key)) return ok();
+    const json& value = parent[key];
+    if (!value.is_number() || value.get<double>() < min || value.get<double>() > max) {
+      return bad(join(path, key), "must be a number from " + metrics::formatValue(min) + " to " +
+                                      metrics::formatValue(max));
+    }
+    out = value.get<double>();
+    return ok();
+  }
+
+  Status string(const json& parent, const std::string& path, const char* key, std::string& out) {
+    if (!parent.contains(key)) return ok();
+    if (!parent[key].is_string()) return bad(join(path, key), "must be a string");
+    out = parent[key].get<std::string>();
+    return ok();
+  }
+
+  Status bad(const std::string& path, const std::string& why) const {
+    std::string field = prefix_.empty() ? path : (path.empty() ? prefix_ : prefix_ + "." + path);
+    if (field.empty()) field = "(config)";
+    return makeError(ErrorCode::kInvalidArgument, field + ": " + why, field);
+  }
+
+  static std::string join(const std::string& path, const std::string& key) {
+    return path.empty() ? key : path + "." + key;
+  }
+
+ private:
+  std::string prefix_;
+};
+
+// Runs each check in turn and returns the first failure.
+#define PICKET_CHECK_OK(expression)                                                 \
+  do {                                                                              \
+    if (Status status_ = (expression); !status_) return makeError(status_.error()); \
+  } while (false)
+
+Result<ControlPlaneOptions> readControlPlaneConfig(const json& value, ControlPlaneOptions options,
+                                                   ConfigReader& reader) {
+  constexpr long long kDay = 24LL * 3600 * 1000;
+  if (value.is_null()) return options;
+  PICKET_CHECK_OK(reader.object(
+      value, "",
+      {"listen", "debounceMs", "maxDelayMs", "holdMs", "idleNodeTimeoutMs", "defaultProtocol",
+       "connectTimeoutMs", "routeTimeoutMs", "inboundPassthroughSource", "outlierDetection",
+       "circuitBreakers", "retries"}));
+  if (value.contains("listen")) {
+    const json& listen = value["listen"];
+    PICKET_CHECK_OK(reader.object(listen, "listen",
+                                  {"address", "port", "tlsCertFile", "tlsKeyFile", "threads"}));
+    PICKET_CHECK_OK(reader.string(listen, "listen", "address", options.listen.bind_address));
+    PICKET_CHECK_OK(reader.integer(listen, "listen", "port", options.listen.port, 0, 65535));
+    PICKET_CHECK_OK(reader.string(listen, "listen", "tlsCertFile", options.listen.tls_cert_file));
+    PICKET_CHECK_OK(reader.string(listen, "listen", "tlsKeyFile", options.listen.tls_key_file));
+    PICKET_CHECK_OK(reader.integer(listen, "listen", "threads", options.listen.threads, 1, 256));
+  }
+  XdsServerOptions& xds = options.xds;
+  PICKET_CHECK_OK(reader.millis(value, "", "debounceMs", xds.debounce, 60000));
+  PICKET_CHECK_OK(reader.millis(value, "", "maxDelayMs", xds.max_delay, 600000));
+  PICKET_CHECK_OK(reader.millis(value, "", "holdMs", xds.hold, 3600000));
+  PICKET_CHECK_OK(reader.millis(value, "", "idleNodeTimeoutMs", xds.idle_node_timeout, kDay));
+  SnapshotConfig& snapshot = xds.snapshot;
+  if (value.contains("defaultProtocol")) {
+    const json& protocol = value["defaultProtocol"];
+    bool found = false;
+    for (AppProtocol candidate : {AppProtocol::kTcp, AppProtocol::kHttp, AppProtocol::kHttp2}) {
+      if (protocol.is_string() && protocol.get<std::string>() == appProtocolName(candidate)) {
+        snapshot.default_protocol = candidate;
+        found = true;
+      }
+    }
+    if (!found)
+      return makeError(reader.bad("defaultProtocol", "must be tcp, http or http2").error());
+  }
+  PICKET_CHECK_OK(
+      reader.integer(value, "", "connectTimeoutMs", snapshot.connect_timeout_ms, 1, 600000));
+  PICKET_CHECK_OK(reader.integer(value, "", "routeTimeoutMs", snapshot.route_timeout_ms, 0, kDay));
+  PICKET_CHECK_OK(
+      reader.string(value, "", "inboundPassthroughSource", snapshot.inbound_passthrough_source));
+  if (value.contains("outlierDetection")) {
+    const json& outlier = value["outlierDetection"];
+    OutlierDetectionConfig& out = snapshot.outlier_detection;
+    const std::string path = "outlierDetection";
+    PICKET_CHECK_OK(reader.object(
+        outlier, path,
+        {"consecutive5xx", "intervalMs", "baseEjectionTimeMs", "maxEjectionPercent"}));
+    PICKET_CHECK_OK(reader.integer(outlier, path, "consecutive5xx", out.consecutive_5xx, 1, 1000));
+    PICKET_CHECK_OK(reader.integer(outlier, path, "intervalMs", out.interval_ms, 1, kDay));
+    PICKET_CHECK_OK(
+        reader.integer(outlier, path, "baseEjectionTimeMs", out.base_ejection_time_ms, 1, kDay));
+    PICKET_CHECK_OK(
+        reader.integer(outlier, path, "maxEjectionPercent", out.max_ejection_percent, 0, 100));
+  }
+  if (value.contains("circuitBreakers")) {
+    const json& limits = value["circuitBreakers"];
+    CircuitBreakerConfig& out = snapshot.circuit_breakers;
+    const std::string path = "circuitBreakers";
+    constexpr long long kMax = 1LL << 30;
+    PICKET_CHECK_OK(reader.object(limits, path,
+                                  {"maxConnections", "maxPendingRequests", "maxRequests",
+                                   "retryBudgetPercent", "minRetryConcurrency"}));
+    PICKET_CHECK_OK(reader.integer(limits, path, "maxConnections", out.max_connections, 1, kMax));
+    PICKET_CHECK_OK(
+        reader.integer(limits, path, "maxPendingRequests", out.max_pending_requests, 1, kMax));
+    PICKET_CHECK_OK(reader.integer(limits, path, "maxRequests", out.max_requests, 1, kMax));
+    PICKET_CHECK_OK(
+        reader.number(limits, path, "retryBudgetPercent", out.retry_budget_percent, 0, 100));
+    PICKET_CHECK_OK(
+        reader.integer(limits, path, "minRetryConcurrency", out.min_retry_concurrency, 0, kMax));
+  }
+  if (value.contains("retries")) {
+    const json& retries = value["retries"];
+    PICKET_CHECK_OK(reader.object(retries, "retries", {"numRetries", "perTryTimeoutMs"}));
+    PICKET_CHECK_OK(
+        reader.integer(retries, "retries", "numRetries", snapshot.retries.num_retries, 0, 10));
+    PICKET_CHECK_OK(reader.integer(retries, "retries", "perTryTimeoutMs",
+                                   snapshot.retries.per_try_timeout_ms, 0, kDay));
+  }
+  if (Status valid = options.xds.validate(); !valid) {
+    // validate() names the field without the prefix; give it the caller's.
+    return makeError(
+        reader
+            .bad(valid.error().field, valid.error().message.substr(valid.error().field.size() + 2))
+            .error());
+  }
+  return options;
+}
+
+#undef PICKET_CHECK_OK
+
+}  // namespace
+
+Result<ControlPlaneOptions> parseControlPlaneConfig(const json& value, ControlPlaneOptions base,
+                                                    const std::string& field_prefix) {
+  ConfigReader reader(field_prefix);
+  try {
+    return readControlPlaneConfig(value, std::move(base), reader);
+  } catch (const json::exception& e) {
+    return makeError(reader.bad("", e.what()).error());
+  }
 }
 
 uint16_t ControlPlane::port() const { return http_ == nullptr ? 0 : http_->port(); }

@@ -20,6 +20,7 @@
 // to an informer that has not started.
 
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,7 @@
 #include "kube/client.h"
 #include "kube/clock.h"
 #include "kube/informer.h"
+#include "webhook/config.h"
 
 namespace picket::xds {
 
@@ -73,7 +75,31 @@ struct ControlPlaneOptions {
   XdsServerOptions xds;
 
   static http::ServerOptions defaultListen();
+
+  // The options that must agree with what the injector puts in every sidecar, taken from the
+  // injector's config: the xDS port to listen on, the proxy's ports, the REST source's refresh
+  // delay and request timeout (the hold becomes half the timeout, at most 30 s), the cluster
+  // domain and the identity label. Everything else keeps its default. (The extra ingress rules
+  // come from the planner's config: copy PlannerConfig::extra_ingress into
+  // xds.snapshot.extra_ingress, so sidecars admit what the Calico policies admit.)
+  static ControlPlaneOptions fromInjector(const webhook::Config& injector);
 };
+
+// Overlays the control plane's own settings from a JSON (or YAML-converted) object onto `base`
+// and validates the result. Every key is optional:
+//   listen: {address, port, tlsCertFile, tlsKeyFile, threads}
+//   debounceMs, maxDelayMs, holdMs, idleNodeTimeoutMs
+//   defaultProtocol: tcp | http | http2
+//   connectTimeoutMs, routeTimeoutMs, inboundPassthroughSource
+//   outlierDetection: {consecutive5xx, intervalMs, baseEjectionTimeMs, maxEjectionPercent}
+//   circuitBreakers: {maxConnections, maxPendingRequests, maxRequests, retryBudgetPercent,
+//                     minRetryConcurrency}
+//   retries: {numRetries, perTryTimeoutMs}
+// An unknown key, a wrong type or a bad value is a kInvalidArgument error whose field is
+// `field_prefix` + the key path ("xds.retries.numRetries").
+Result<ControlPlaneOptions> parseControlPlaneConfig(const nlohmann::json& value,
+                                                    ControlPlaneOptions base,
+                                                    const std::string& field_prefix = {});
 
 class ControlPlane {
  public:

@@ -245,3 +245,90 @@ TEST(InformerSetTest, MakesOnlyTheMissingInformers) {
 
 }  // namespace
 }  // namespace picket::xds
+
+namespace picket::xds {
+namespace {
+
+// Tests that the settings shared with the injector are taken from its config.
+TEST(ControlPlaneOptionsTest, TakesWhatMustAgreeFromTheInjectorConfig) {
+  webhook::Config injector;
+  injector.proxy.ports = webhook::ProxyPorts{16001, 16006, 16000, 16090, 16021};
+  injector.xds.port = 16010;
+  injector.xds.refresh_delay_ms = 250;
+  injector.xds.request_timeout_seconds = 20;
+  injector.cluster_domain = "corp.example";
+  injector.identity_label = "app";
+  ControlPlaneOptions options = ControlPlaneOptions::fromInjector(injector);
+  EXPECT_EQ(options.listen.port, 16010);
+  const SnapshotConfig& snapshot = options.xds.snapshot;
+  EXPECT_EQ(snapshot.outbound_port, 16001);
+  EXPECT_EQ(snapshot.inbound_port, 16006);
+  EXPECT_THAT(snapshot.proxy_ports, ::testing::ElementsAre(16000, 16090, 16021));
+  EXPECT_EQ(snapshot.xds.cluster, "picket-xds");
+  EXPECT_EQ(snapshot.xds.refresh_delay_ms, 250);
+  EXPECT_EQ(snapshot.xds.request_timeout_seconds, 20);
+  EXPECT_EQ(snapshot.cluster_domain, "corp.example");
+  EXPECT_EQ(snapshot.identity_label, "app");
+  EXPECT_EQ(options.xds.hold, std::chrono::seconds(10));
+  EXPECT_TRUE(options.xds.validate());
+  EXPECT_EQ(ControlPlaneOptions::fromInjector(webhook::Config{}).xds.hold,
+            std::chrono::seconds(30));
+}
+
+// Tests that the control plane's own settings are read onto the base options.
+TEST(ControlPlaneOptionsTest, ParsesItsOwnSettings) {
+  auto options = parseControlPlaneConfig(json::parse(R"({
+      "listen": {"address": "::", "port": 15012, "threads": 4},
+      "debounceMs": 20, "maxDelayMs": 500, "holdMs": 20000,
+      "defaultProtocol": "http", "connectTimeoutMs": 750, "routeTimeoutMs": 60000,
+      "outlierDetection": {"consecutive5xx": 3, "maxEjectionPercent": 50},
+      "circuitBreakers": {"maxRequests": 10000, "retryBudgetPercent": 12.5},
+      "retries": {"numRetries": 1, "perTryTimeoutMs": 0}})"),
+                                         ControlPlaneOptions{});
+  ASSERT_TRUE(options) << options.error().describe();
+  EXPECT_EQ(options->listen.bind_address, "::");
+  EXPECT_EQ(options->listen.port, 15012);
+  EXPECT_EQ(options->listen.threads, 4);
+  EXPECT_EQ(options->xds.debounce, std::chrono::milliseconds(20));
+  EXPECT_EQ(options->xds.max_delay, std::chrono::milliseconds(500));
+  EXPECT_EQ(options->xds.hold, std::chrono::seconds(20));
+  const SnapshotConfig& snapshot = options->xds.snapshot;
+  EXPECT_EQ(snapshot.default_protocol, AppProtocol::kHttp);
+  EXPECT_EQ(snapshot.connect_timeout_ms, 750);
+  EXPECT_EQ(snapshot.route_timeout_ms, 60000);
+  EXPECT_EQ(snapshot.outlier_detection.consecutive_5xx, 3);
+  EXPECT_EQ(snapshot.outlier_detection.max_ejection_percent, 50);
+  EXPECT_EQ(snapshot.outlier_detection.interval_ms, 10000);  // untouched
+  EXPECT_EQ(snapshot.circuit_breakers.max_requests, 10000);
+  EXPECT_EQ(snapshot.circuit_breakers.retry_budget_percent, 12.5);
+  EXPECT_EQ(snapshot.retries.num_retries, 1);
+  EXPECT_EQ(snapshot.retries.per_try_timeout_ms, 0);
+  EXPECT_TRUE(parseControlPlaneConfig(json(), ControlPlaneOptions{}));
+}
+
+// Tests that every kind of bad setting is refused with the field named, prefix included.
+TEST(ControlPlaneOptionsTest, RefusesBadSettingsNamingTheField) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {R"({"debounce": 5})", "xds.debounce"},
+      {R"({"listen": {"port": 70000}})", "xds.listen.port"},
+      {R"({"listen": {"host": "x"}})", "xds.listen.host"},
+      {R"({"retries": {"numRetries": "2"}})", "xds.retries.numRetries"},
+      {R"({"defaultProtocol": "udp"})", "xds.defaultProtocol"},
+      {R"({"circuitBreakers": {"retryBudgetPercent": 101}})",
+       "xds.circuitBreakers.retryBudgetPercent"},
+      {R"({"holdMs": 60000})", "xds.holdMs"},
+      {R"({"debounceMs": 2000})", "xds.maxDelayMs"},
+      {R"({"inboundPassthroughSource": "here"})", "xds.inboundPassthroughSource"},
+      {R"([1])", "xds"},
+  };
+  for (const auto& [text, field] : cases) {
+    auto options = parseControlPlaneConfig(json::parse(text), ControlPlaneOptions{}, "xds");
+    ASSERT_FALSE(options) << text;
+    EXPECT_EQ(options.error().code, ErrorCode::kInvalidArgument) << text;
+    EXPECT_EQ(options.error().field, field) << text << ": " << options.error().message;
+    EXPECT_THAT(options.error().message, ::testing::StartsWith(field + ": ")) << text;
+  }
+}
+
+}  // namespace
+}  // namespace picket::xds
