@@ -1,9 +1,9 @@
 #include "cli/inject.h"
 
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
-#include <iostream>
 #include <optional>
 #include <sstream>
 #include <utility>
@@ -140,86 +140,51 @@ Result<std::vector<json>> parseJsonStream(std::string_view input, std::string_vi
   return documents;
 }
 
-Result<std::string> readInput(const std::string& file, std::istream& in) {
+constexpr std::array<FlagSpec, 4> kFlags = {{{"filename", "f", false},
+                                             {"config", "", false},
+                                             {"init-image", "", false},
+                                             {"namespace", "n", false}}};
+
+constexpr char kUsage[] =
+    R"(Usage: picketctl inject -f FILE|- (--config FILE | --init-image IMAGE) [-n NAMESPACE]
+
+Adds Picket's sidecar to the Pods, and to the pod templates of Deployments, StatefulSets,
+DaemonSets, ReplicaSets, Jobs and CronJobs, of a manifest (multi-document YAML, or JSON), and
+prints it; every other object is printed unchanged. Like istioctl kube-inject, the namespace
+counts as opted in; a pod labelled picket.dev/inject=disabled is still left alone. Workloads not
+injected, and bad annotations, are reported on stderr.
+
+  -f, --filename FILE   the manifest, or - for stdin
+  --config FILE         the injector config, as picket-webhook reads it
+  --init-image IMAGE    instead of --config: the default config with this picket-init image
+  -n, --namespace NS    namespace of objects that name none (default: default)
+)";
+
+Result<std::string> readInput(const std::string& path, std::istream& stdin_stream,
+                              const char* flag) {
   std::stringstream content;
-  if (file == "-") {
-    content << in.rdbuf();
-    if (in.bad()) return makeError(ErrorCode::kIo, "cannot read standard input", "-f");
+  if (path == "-") {
+    content << stdin_stream.rdbuf();
+    if (stdin_stream.bad()) return makeError(ErrorCode::kIo, "cannot read stdin", flag);
     return content.str();
   }
-  std::ifstream stream(file, std::ios::binary);
+  std::ifstream stream(path, std::ios::binary);
   if (!stream) {
-    return makeError(ErrorCode::kIo, "cannot read " + file + ": " + std::strerror(errno), "-f");
+    return makeError(ErrorCode::kIo,
+                     std::string(flag) + ": cannot read " + path + ": " + std::strerror(errno),
+                     flag);
   }
   content << stream.rdbuf();
-  if (stream.bad()) return makeError(ErrorCode::kIo, "cannot read " + file, "-f");
+  if (stream.bad()) return makeError(ErrorCode::kIo, std::string(flag) + ": cannot read " + path);
   return content.str();
 }
 
-struct Arguments {
-  std::string file;
-  std::string config_file;
-  std::string init_image;
-  std::string ns;
-  bool help = false;
-};
-
-Result<Arguments> parseArguments(const std::vector<std::string>& args) {
-  Arguments parsed;
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    std::string name = args[i];
-    std::optional<std::string> value;
-    if (std::size_t equals = name.find('=');
-        name.starts_with("--") && equals != std::string::npos) {
-      value = name.substr(equals + 1);
-      name.resize(equals);
-    }
-    if (name == "-h" || name == "--help") {
-      parsed.help = true;
-      continue;
-    }
-    std::string* target = nullptr;
-    if (name == "-f" || name == "--filename") {
-      target = &parsed.file;
-    } else if (name == "--config") {
-      target = &parsed.config_file;
-    } else if (name == "--init-image") {
-      target = &parsed.init_image;
-    } else if (name == "-n" || name == "--namespace") {
-      target = &parsed.ns;
-    } else {
-      return makeError(ErrorCode::kInvalidArgument, "unknown argument \"" + name + "\"", name);
-    }
-    if (!value) {
-      if (i + 1 >= args.size()) {
-        return makeError(ErrorCode::kInvalidArgument, name + " needs a value", name);
-      }
-      value = args[++i];
-    }
-    if (value->empty()) {
-      return makeError(ErrorCode::kInvalidArgument, name + " needs a non-empty value", name);
-    }
-    *target = *value;
-  }
-  if (parsed.help) return parsed;
-  if (parsed.file.empty()) {
-    return makeError(ErrorCode::kInvalidArgument, "-f FILE (or - for standard input) is required",
-                     "-f");
-  }
-  if (parsed.config_file.empty() == parsed.init_image.empty()) {
-    return makeError(ErrorCode::kInvalidArgument,
-                     "give either --config FILE (the injector config of your installation) or "
-                     "--init-image IMAGE (the defaults, with this picket-init image)",
-                     "--config");
-  }
-  return parsed;
-}
-
-Result<webhook::Config> loadConfig(const Arguments& args, std::istream& in) {
-  if (args.config_file.empty()) {
+Result<webhook::Config> loadConfig(const Flags& flags, std::istream& stdin_stream) {
+  const std::string config_file = flags.value("config");
+  if (config_file.empty()) {
     // Through parse(), which fills in the defaults that depend on other keys (xds.host); JSON is
     // YAML, and dump() quotes the image whatever it holds.
-    const json document = {{"init", {{"image", args.init_image}}}};
+    const json document = {{"init", {{"image", flags.value("init-image")}}}};
     Result<webhook::Config> config = webhook::Config::parse(document.dump());
     if (!config) {
       Error error = config.error();
@@ -228,19 +193,28 @@ Result<webhook::Config> loadConfig(const Arguments& args, std::istream& in) {
     }
     return config;
   }
-  if (args.config_file == "-" && args.file == "-") {
-    return makeError(ErrorCode::kInvalidArgument, "--config and -f cannot both read standard input",
-                     "--config");
-  }
-  Result<std::string> text = readInput(args.config_file, in);
+  Result<std::string> text = readInput(config_file, stdin_stream, "--config");
   if (!text) return tl::unexpected(text.error());
   Result<webhook::Config> config = webhook::Config::parse(*text);
   if (!config) {
     Error error = config.error();
-    error.message = "config " + args.config_file + ": " + error.message;
+    error.message = "--config " + config_file + ": " + error.message;
     return tl::unexpected(std::move(error));
   }
   return config;
+}
+
+// A command-line problem for the usage text; empty when the flags are complete.
+std::string missingFlags(const Flags& flags) {
+  if (flags.value("filename").empty()) return "-f FILE (or - for stdin) is required";
+  if (flags.value("config").empty() == flags.value("init-image").empty()) {
+    return "give either --config FILE (the injector config of your installation) or "
+           "--init-image IMAGE (the defaults, with this picket-init image)";
+  }
+  if (flags.value("config") == "-" && flags.value("filename") == "-") {
+    return "--config and -f cannot both read stdin";
+  }
+  return {};
 }
 
 }  // namespace
@@ -288,54 +262,40 @@ std::vector<std::string> describeReports(const std::vector<InjectReport>& report
   return lines;
 }
 
-std::string injectUsage() {
-  return "usage: picketctl inject -f FILE|- (--config FILE | --init-image IMAGE) [-n NAMESPACE]\n"
-         "\n"
-         "Adds Picket's sidecar to the Pods, and to the pod templates of Deployments,\n"
-         "StatefulSets, DaemonSets, ReplicaSets, Jobs and CronJobs, of a manifest (multi-document\n"
-         "YAML, or JSON), and prints it; every other object is printed unchanged. The namespace\n"
-         "counts as opted in; a pod labelled picket.dev/inject=disabled is left alone.\n"
-         "\n"
-         "  -f, --filename FILE   the manifest; - reads standard input\n"
-         "  --config FILE         the injector config, as picket-webhook reads it\n"
-         "  --init-image IMAGE    instead of --config: the default config with this picket-init\n"
-         "                        image\n"
-         "  -n, --namespace NS    the namespace of objects that name none (default: default)\n";
-}
-
-int runInject(const std::vector<std::string>& args, std::istream& in, std::ostream& out,
-              std::ostream& err) {
-  Result<Arguments> parsed = parseArguments(args);
-  if (!parsed) {
-    err << "picketctl inject: " << parsed.error().message << "\n\n" << injectUsage();
-    return 2;
+int runInject(const std::vector<std::string>& args, Streams& streams) {
+  Result<Flags> flags = parseFlags(args, kFlags);
+  std::string problem = flags ? missingFlags(*flags) : flags.error().message;
+  if (flags && flags->help) {
+    streams.out << kUsage;
+    return kExitOk;
   }
-  if (parsed->help) {
-    out << injectUsage();
-    return 0;
+  if (!problem.empty()) {
+    streams.err << "picketctl inject: " << problem << "\n\n" << kUsage;
+    return kExitUsage;
   }
   InjectOptions options;
-  if (!parsed->ns.empty()) options.default_namespace = parsed->ns;
-  Result<webhook::Config> config = loadConfig(*parsed, in);
+  options.default_namespace = flags->value("namespace", options.default_namespace);
+  Result<webhook::Config> config = loadConfig(*flags, streams.in);
   if (!config) {
-    err << "picketctl inject: " << config.error().describe() << "\n";
-    return 1;
+    streams.err << "picketctl inject: " << config.error().describe() << "\n";
+    return kExitUsage;
   }
   options.config = std::move(*config);
-  Result<std::string> input = readInput(parsed->file, in);
+  const std::string file = flags->value("filename");
+  Result<std::string> input = readInput(file, streams.in, "-f");
   if (!input) {
-    err << "picketctl inject: " << input.error().message << "\n";
-    return 1;
+    streams.err << "picketctl inject: " << input.error().message << "\n";
+    return kExitUsage;
   }
-  const std::string origin = parsed->file == "-" ? "<stdin>" : parsed->file;
-  Result<InjectedManifests> injected = injectManifests(*input, origin, options);
+  Result<InjectedManifests> injected =
+      injectManifests(*input, file == "-" ? "<stdin>" : file, options);
   if (!injected) {
-    err << "picketctl inject: " << injected.error().message << "\n";
-    return 1;
+    streams.err << "picketctl inject: " << injected.error().message << "\n";
+    return kExitUsage;
   }
-  out << injected->text;
-  for (const std::string& line : describeReports(injected->reports)) err << line << "\n";
-  return 0;
+  streams.out << injected->text;
+  for (const std::string& line : describeReports(injected->reports)) streams.err << line << "\n";
+  return kExitOk;
 }
 
 }  // namespace picket::cli

@@ -10,12 +10,12 @@
 // one, or one in kube-system, kube-public or Picket's own namespace is left as it is, and the
 // reason printed.
 
-#include <iosfwd>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "cli/picketctl.h"
 #include "common/result.h"
 #include "webhook/config.h"
 #include "webhook/inject.h"
@@ -58,13 +58,10 @@ Result<InjectedManifests> injectManifests(std::string_view input, std::string_vi
 // and one per warning (bad annotations and the like).
 std::vector<std::string> describeReports(const std::vector<InjectReport>& reports);
 
-// The subcommand: `args` are what follows "inject" on the command line. Reads FILE (or `in` for
-// "-"), writes the manifests to `out` and messages to `err`. Returns the exit code: 0 done (even
-// when some workload was not injected), 1 the input or config could not be read, 2 a usage error.
-int runInject(const std::vector<std::string>& args, std::istream& in, std::ostream& out,
-              std::ostream& err);
-
-// The help text of the subcommand.
-std::string injectUsage();
+// `picketctl inject -f FILE|- (--config FILE | --init-image IMAGE) [-n NAMESPACE]`: the
+// manifests on stdout, a line per workload not injected and per warning on stderr. Exit 0 when
+// the input was processed (even if some workload was not injected: the reasons are printed), 2
+// for a bad command line or an unreadable input or config.
+int runInject(const std::vector<std::string>& args, Streams& streams);
 
 }  // namespace picket::cli

@@ -4,6 +4,7 @@
 #include <array>
 
 #include "cli/graph.h"
+#include "cli/inject.h"
 #include "cli/render.h"
 
 #ifndef PICKET_VERSION
@@ -23,7 +24,8 @@ int runVersion(const std::vector<std::string>& args, Streams& streams) {
 }
 
 // The subcommands. One line each.
-constexpr std::array<Command, 3> kCommands = {{
+constexpr std::array<Command, 4> kCommands = {{
+    {"inject", "add Picket's sidecar to the workloads of manifests, offline", runInject},
     {"render", "print the policies the operator would write for allowlists in files", runRender},
     {"graph", "draw who may call whom (DOT or SVG) from allowlists in files", runGraph},
     {"version", "print picketctl's version", runVersion},

@@ -258,7 +258,8 @@ struct RunResult {
 RunResult run(const std::vector<std::string>& args, const std::string& stdin_text = "") {
   std::istringstream in(stdin_text);
   std::ostringstream out, err;
-  int code = runInject(args, in, out, err);
+  Streams streams{in, out, err};
+  int code = runInject(args, streams);
   return {code, out.str(), err.str()};
 }
 
@@ -284,34 +285,35 @@ TEST(RunInjectTest, UsesDefaultsWithInitImage) {
   EXPECT_THAT(result.out, HasSubstr(webhook::Config{}.proxy.image));
 }
 
-// Tests that usage errors exit 2 and unreadable input or config 1, each with a message saying
+// Tests that usage errors, and input or config that cannot be read, exit 2 with a message saying
 // what is wrong.
 TEST(RunInjectTest, RefusesBadInvocations) {
   const std::pair<std::vector<std::string>, std::string> usage_errors[] = {
       {{"--config", kConfigPath}, "-f FILE"},
       {{"-f", "-"}, "either --config FILE"},
       {{"-f", "-", "--config", kConfigPath, "--init-image", "x"}, "either --config FILE"},
-      {{"-f", "-", "--image", "x"}, "unknown argument \"--image\""},
-      {{"-f"}, "-f needs a value"},
+      {{"-f", "-", "--image", "x"}, "unknown flag --image"},
+      {{"-f"}, "--filename needs a value"},
+      {{"-f", "-", "--config", "-"}, "cannot both read stdin"},
   };
   for (const auto& [args, expected] : usage_errors) {
     RunResult result = run(args);
     EXPECT_EQ(result.code, 2) << expected;
     EXPECT_THAT(result.err, HasSubstr(expected));
-    EXPECT_THAT(result.err, HasSubstr("usage: picketctl inject"));
+    EXPECT_THAT(result.err, HasSubstr("Usage: picketctl inject"));
   }
   RunResult missing = run({"-f", "test/fixtures/cli/absent.yaml", "--config", kConfigPath});
-  EXPECT_EQ(missing.code, 1);
+  EXPECT_EQ(missing.code, 2);
   EXPECT_THAT(missing.err, HasSubstr("cannot read test/fixtures/cli/absent.yaml"));
   RunResult bad_config = run({"-f", "-", "--config", "test/fixtures/cli/manifests.yaml"});
-  EXPECT_EQ(bad_config.code, 1);
+  EXPECT_EQ(bad_config.code, 2);
   EXPECT_THAT(bad_config.err, HasSubstr("config test/fixtures/cli/manifests.yaml"));
   RunResult bad_image = run({"-f", "-", "--init-image", "with space"});
-  EXPECT_EQ(bad_image.code, 1);
+  EXPECT_EQ(bad_image.code, 2);
   EXPECT_THAT(bad_image.err, HasSubstr("init.image"));
   RunResult help = run({"--help"});
   EXPECT_EQ(help.code, 0);
-  EXPECT_THAT(help.out, HasSubstr("usage: picketctl inject"));
+  EXPECT_THAT(help.out, HasSubstr("Usage: picketctl inject"));
 }
 
 }  // namespace
