@@ -187,7 +187,7 @@ class SidecarTest : public integration::ClusterTest {
     EXPECT_EQ(injected, !opted_out) << (*created).dump() << "\n" << webhook_->log();
     PodRunner::RunOptions options;
     options.address = std::move(address);
-    if (injected) options.rewrite = useStaticSidecarBootstrap;
+    if (injected) options.rewrite = [](json& spec) { return useStaticSidecarBootstrap(spec); };
     auto running = runner_->run(*created, options);
     EXPECT_TRUE(running) << running.error().describe();
     return running ? *running : nullptr;

@@ -25,15 +25,14 @@ json accessLog(std::string_view tag) {
 }
 
 json httpConnectionManager(const std::string& stat_prefix, std::string_view log_tag,
-                           const std::string& cluster) {
-  return {
+                           const std::string& cluster, bool access_log) {
+  json manager = {
       {"name", "envoy.filters.network.http_connection_manager"},
       {"typed_config",
        {{"@type",
          "type.googleapis.com/"
          "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"},
         {"stat_prefix", stat_prefix},
-        {"access_log", accessLog(log_tag)},
         {"route_config",
          {{"name", stat_prefix},
           {"virtual_hosts",
@@ -47,6 +46,8 @@ json httpConnectionManager(const std::string& stat_prefix, std::string_view log_
                {"typed_config",
                 {{"@type",
                   "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}}}})}}}};
+  if (access_log) manager["typed_config"]["access_log"] = accessLog(log_tag);
+  return manager;
 }
 
 json originalDstFilter() {
@@ -99,7 +100,7 @@ Result<json> staticSidecarBootstrap(const json& injected, const StaticRoutes& ro
         {{"filter_chain_match", {{"destination_port", port}}},
          {"filters", json::array({httpConnectionManager(
                          std::string(kInboundStatPrefix) + "_" + std::to_string(port),
-                         "picket-inbound", cluster)})}});
+                         "picket-inbound", cluster, routes.access_log)})}});
   }
   resources["clusters"] = std::move(clusters);
 
@@ -113,7 +114,7 @@ Result<json> staticSidecarBootstrap(const json& injected, const StaticRoutes& ro
        {"filter_chains",
         json::array({{{"filters", json::array({httpConnectionManager(
                                       std::string(kOutboundStatPrefix), "picket-outbound",
-                                      std::string(kPassthroughCluster))})}}})}});
+                                      std::string(kPassthroughCluster), routes.access_log)})}}})}});
   listeners.push_back({{"name", "picket-inbound"},
                        {"address", socketAddress("0.0.0.0", routes.inbound_port)},
                        {"traffic_direction", "INBOUND"},
@@ -122,13 +123,14 @@ Result<json> staticSidecarBootstrap(const json& injected, const StaticRoutes& ro
   return boot;
 }
 
-Status useStaticSidecarBootstrap(json& pod) {
+Status useStaticSidecarBootstrap(json& pod, bool access_log) {
   if (!pod.contains("spec") || !pod["spec"].is_object()) {
     return makeError(ErrorCode::kInvalidArgument, "not a Pod: no spec");
   }
   json& spec = pod["spec"];
   json* proxy = nullptr;
   StaticRoutes routes;
+  routes.access_log = access_log;
   for (const char* list : {"initContainers", "containers"}) {
     if (!spec.contains(list) || !spec[list].is_array()) continue;
     for (json& container : spec[list]) {

@@ -19,6 +19,8 @@ struct StaticRoutes {
   int inbound_port = 15006;
   // The app's container ports: the inbound listener forwards each to 127.0.0.1:<port>.
   std::vector<int> app_ports;
+  // One access-log line per request (below); off for benchmarks, which measure the proxy.
+  bool access_log = true;
 };
 
 // A sidecar bootstrap for tests that run before the control plane serves xDS: `injected` (the
@@ -29,7 +31,7 @@ struct StaticRoutes {
 //   (kPassthroughCluster); HTTP stats under http.<kOutboundStatPrefix>;
 // - inbound on routes.inbound_port: one filter chain per app port, matched on the original
 //   destination port, to 127.0.0.1:<port>; stats under http.<kInboundStatPrefix>_<port>.
-// Both write one access-log line per request to standard output:
+// Both write (with routes.access_log) one access-log line per request to standard output:
 //   "picket-outbound|inbound <method> <authority><path> -> <upstream host> <code> test-id=<x>"
 // where x is the request's x-picket-test-id header. Admin, Prometheus and readiness listeners
 // stay as injected. kInvalidArgument when `injected` is not an object with static_resources.
@@ -40,6 +42,6 @@ Result<nlohmann::json> staticSidecarBootstrap(const nlohmann::json& injected,
 // runs staticSidecarBootstrap() of its own --config-yaml, with the capture ports of its
 // picket-outbound and picket-inbound container ports and the app ports of every other
 // container. kNotFound when the pod has no picket-proxy container with --config-yaml.
-Status useStaticSidecarBootstrap(nlohmann::json& pod);
+Status useStaticSidecarBootstrap(nlohmann::json& pod, bool access_log = true);
 
 }  // namespace picket::e2e
