@@ -58,6 +58,7 @@ Status createMany(Client& client, const Resource& resource, const std::string& n
   std::mutex mutex;
   std::optional<Error> failure;
   std::vector<std::thread> threads;
+  threads.reserve(kThreads);
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
       for (int i = t; i < count; i += kThreads) {
@@ -82,8 +83,8 @@ std::map<std::string, int> countNames(const std::vector<json>& items) {
   return counts;
 }
 
-// A Transport that passes every request on to the cluster, records each request path with the
-// status of its answer, and runs a hook before each request is sent (to act between pages).
+// A Transport that passes every request on to the cluster, records the path of each send() with
+// the status of its answer, and runs a hook before each send() (to act between pages).
 class RecordingTransport : public Transport {
  public:
   struct Exchange {
@@ -122,6 +123,17 @@ class RecordingTransport : public Transport {
 };
 
 bool isContinuation(const std::string& path) { return path.find("continue=") != std::string::npos; }
+
+// The requests of the last pass of a list, from its last first-page request on. Another test
+// compacting etcd meanwhile may make list() start over once more; the last pass is the one whose
+// pages were returned.
+std::vector<RecordingTransport::Exchange> lastPass(
+    const std::vector<RecordingTransport::Exchange>& exchanges) {
+  auto first = exchanges.end();
+  while (first != exchanges.begin() && isContinuation((first - 1)->path)) --first;
+  if (first != exchanges.begin()) --first;
+  return {first, exchanges.end()};
+}
 
 using ConfigMapTest = ClusterTest;
 
@@ -412,7 +424,9 @@ TEST_F(PaginationTest, ListsAThousandConfigMapsExactlyOnce) {
   }
   // Besides the 1,000 there may be only the namespace's kube-root-ca.crt.
   EXPECT_LE(listed->items.size(), static_cast<size_t>(kCount + 1));
-  EXPECT_EQ(recording->exchanges().size(), (listed->items.size() + 99) / 100);
+  const auto pages = lastPass(recording->exchanges());
+  EXPECT_EQ(pages.size(), (listed->items.size() + 99) / 100);
+  for (const auto& page : pages) EXPECT_EQ(page.status, 200) << page.path;
   EXPECT_FALSE(listed->resource_version.empty());
 }
 
@@ -458,14 +472,16 @@ TEST_F(PaginationTest, RestartsTheListWhenTheContinueTokenExpires) {
     EXPECT_EQ(count, 1) << item << " was listed " << count << " times";
   }
 
-  // first page, second page refused (410), then the whole list again: 1 + 1 + 3 requests.
+  // The first page, the second page refused (410), then the whole list again in three pages.
   const auto exchanges = recording->exchanges();
-  ASSERT_EQ(exchanges.size(), 5u);
+  ASSERT_GE(exchanges.size(), 5u);
   EXPECT_FALSE(isContinuation(exchanges[0].path));
   EXPECT_TRUE(isContinuation(exchanges[1].path));
   EXPECT_EQ(exchanges[1].status, 410);
   EXPECT_FALSE(isContinuation(exchanges[2].path)) << "list() did not start over";
-  EXPECT_EQ(exchanges[2].status, 200);
+  const auto pages = lastPass(exchanges);
+  EXPECT_EQ(pages.size(), 3u);
+  for (const auto& page : pages) EXPECT_EQ(page.status, 200) << page.path;
 }
 
 }  // namespace

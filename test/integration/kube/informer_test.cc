@@ -255,7 +255,10 @@ TEST_F(InformerTest, RelistsAfterCompactionWithoutLosingChanges) {
       << "\n  handlers: " << ::testing::PrintToString(record.versions());
   informer.stop();
 
-  EXPECT_EQ(gate.lists(), 2) << "expected exactly one relist";
+  // One relist; a compaction by another test between that relist and the next watch may cost
+  // one more, but the informer must not keep relisting.
+  EXPECT_GE(gate.lists(), 2);
+  EXPECT_LE(gate.lists(), 3) << "the informer keeps relisting";
   EXPECT_EQ(server.size(), 25u);  // 20 - 5 deleted + 10 created
   for (int i = 11; i <= 15; ++i) {
     EXPECT_TRUE(record.deleted().count(key_prefix + eventName(i)))

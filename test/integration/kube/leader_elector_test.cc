@@ -68,6 +68,7 @@ class ElectorProcess {
                                      "--retry-period-ms",
                                      std::to_string(kRetryPeriod.count())};
     std::vector<char*> argv;
+    argv.reserve(args.size() + 1);
     for (std::string& arg : args) argv.push_back(arg.data());
     argv.push_back(nullptr);
     const int spawned = posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ);
