@@ -152,7 +152,15 @@ std::optional<std::chrono::system_clock::time_point> parseRfc3339(std::string_vi
                             std::chrono::day{unsigned(*day)}};
   // Go's time.Parse, which wrote most timestamps we will read, rejects leap second 60 too.
   if (!date.ok() || *hour > 23 || *minute > 59 || *second > 59) return std::nullopt;
-  return sys_days{date} + hours{*hour} + minutes{*minute} + seconds{*second} - offset;
+  const sys_seconds at =
+      sys_days{date} + hours{*hour} + minutes{*minute} + seconds{*second} - offset;
+  // system_clock counts nanoseconds in 64 bits (until 2262); a later time, which plugins use to
+  // mean "never expires", saturates instead of wrapping into the past.
+  constexpr auto kLatest = time_point_cast<seconds>(system_clock::time_point::max());
+  constexpr auto kEarliest = time_point_cast<seconds>(system_clock::time_point::min());
+  if (at >= kLatest) return system_clock::time_point::max();
+  if (at <= kEarliest) return system_clock::time_point::min();
+  return time_point_cast<system_clock::duration>(at);
 }
 
 }  // namespace picket::kube::internal

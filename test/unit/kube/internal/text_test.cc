@@ -60,6 +60,14 @@ TEST(Rfc3339Test, ParsesUtcFractionsAndOffsets) {
 }
 
 // Tests that anything but a complete, valid RFC 3339 time is refused.
+// Tests that times past what system_clock can hold (2262) saturate rather than wrap into the
+// past, so a plugin's far-future expiry means "valid" and not "expired long ago".
+TEST(Rfc3339Test, SaturatesTimesBeyondTheClockRange) {
+  EXPECT_EQ(parseRfc3339("9999-12-31T23:59:59Z"), std::chrono::system_clock::time_point::max());
+  EXPECT_EQ(parseRfc3339("0001-01-01T00:00:00Z"), std::chrono::system_clock::time_point::min());
+  EXPECT_GT(*parseRfc3339("2300-01-01T00:00:00Z"), utc(2200, 1, 1, 0, 0, 0));
+}
+
 TEST(Rfc3339Test, RejectsMalformedTimes) {
   for (const char* text :
        {"", "2030-01-02", "2030-01-02T03:04:05", "2030-01-02 03:04:05Z", "2030-13-02T03:04:05Z",
