@@ -2,13 +2,17 @@
 
 #include <glog/logging.h>
 
-#include <array>
 #include <atomic>
 #include <charconv>
+#include <condition_variable>
 #include <cstdio>
+#include <deque>
 #include <fstream>
+#include <mutex>
+#include <optional>
 #include <sstream>
 #include <stop_token>
+#include <thread>
 #include <utility>
 
 namespace picket::webhook {
@@ -288,10 +292,8 @@ class WebhookServer::Impl {
   Status startServing() {
     http::Router router;
     const std::pair<const char*, http::Handler> routes[] = {
-        {"/mutate",
-         [this](http::Request request, http::Responder responder) {
-           handleMutate(std::move(request), std::move(responder));
-         }},
+        {"/mutate", [this](const http::Request& request,
+                           const http::Responder& responder) { handleMutate(request, responder); }},
         {"/healthz",
          [](const http::Request&, const http::Responder& responder) {
            responder.send(http::Response::text(200, "ok\n"));
@@ -318,7 +320,7 @@ class WebhookServer::Impl {
     http_ = std::move(*server);
     fetcher_ = std::thread([this] { runFetcher(); });
     if (options_.config_reload_interval.count() > 0) {
-      watcher_ = std::jthread([this](std::stop_token stop) { runWatcher(stop); });
+      watcher_ = std::jthread([this](const std::stop_token& stop) { runWatcher(stop); });
     }
     return ok();
   }
@@ -373,7 +375,7 @@ class WebhookServer::Impl {
   http::ServerStats stats() const { return http_->stats(); }
 
  private:
-  void handleMutate(http::Request request, http::Responder responder) {
+  void handleMutate(const http::Request& request, const http::Responder& responder) {
     const SteadyClock::time_point started = SteadyClock::now();
     Result<AdmissionRequest> review = parseAdmissionReview(request.body);
     if (!review) {
@@ -390,14 +392,14 @@ class WebhookServer::Impl {
       if (ns_object == nullptr && cluster_.fetch_namespace) {
         // A namespace created a moment ago may not have reached the cache yet. The fetch may
         // block, so it runs on the worker, which answers when done.
-        queueFetch(std::move(*review), std::move(responder), started);
+        queueFetch(std::move(*review), responder, started);
         return;
       }
     }
     finish(*review, ns_object, responder, started);
   }
 
-  void queueFetch(AdmissionRequest review, http::Responder responder,
+  void queueFetch(AdmissionRequest review, const http::Responder& responder,
                   SteadyClock::time_point started) {
     {
       std::lock_guard lock(fetch_mutex_);
@@ -510,7 +512,7 @@ class WebhookServer::Impl {
     cluster_.record_event(eventSubject(review, ns_object), reason, note);
   }
 
-  void runWatcher(std::stop_token stop) {
+  void runWatcher(const std::stop_token& stop) {
     std::mutex mutex;
     std::condition_variable_any cv;
     std::unique_lock lock(mutex);

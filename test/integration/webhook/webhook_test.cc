@@ -82,6 +82,7 @@ class WebhookProcess {
                                      "--kubeconfig",
                                      cluster().kubeconfigPath()};
     std::vector<char*> argv;
+    argv.reserve(args.size() + 1);
     for (std::string& arg : args) argv.push_back(arg.data());
     argv.push_back(nullptr);
     posix_spawn_file_actions_t actions;
