@@ -29,6 +29,7 @@
 #include "test/e2e/harness/netns.h"
 #include "test/e2e/harness/pod_runner.h"
 #include "test/e2e/harness/static_bootstrap.h"
+#include "test/e2e/harness/test_app.h"
 #include "webhook/inject.h"
 
 namespace picket::e2e {
@@ -36,8 +37,6 @@ namespace {
 
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
-
-constexpr char kEnvoyImage[] = "envoyproxy/envoy:v1.40.0";
 
 struct Options {
   int rate = 1000;
@@ -76,26 +75,13 @@ bool parseOptions(int argc, char** argv, Options& options) {
   return true;
 }
 
+// The test app's pod in namespace "bench"; `inject` false opts it out.
 json appPod(const std::string& name, bool inject) {
-  json labels = {{"app.kubernetes.io/name", name}};
-  if (!inject) labels[std::string(webhook::kInjectLabel)] = "disabled";
-  return {
-      {"apiVersion", "v1"},
-      {"kind", "Pod"},
-      {"metadata",
-       {{"name", name}, {"namespace", "bench"}, {"uid", "bench-" + name}, {"labels", labels}}},
-      {"spec",
-       {{"terminationGracePeriodSeconds", 2},
-        {"containers",
-         json::array(
-             {{{"name", "app"},
-               {"image", kEchoImage},
-               {"args", json::array({"--name=" + name, "--port=8080", "--port=8081"})},
-               {"ports", json::array({{{"name", "http"}, {"containerPort", 8080}},
-                                      {{"name", "health"}, {"containerPort", 8081}}})},
-               {"readinessProbe",
-                {{"httpGet", {{"path", "/healthz"}, {"port", "health"}}}, {"periodSeconds", 1}}},
-               {"securityContext", {{"runAsUser", 1000}, {"runAsGroup", 1000}}}}})}}}};
+  json pod = testAppPod(
+      name, inject ? json::object() : json{{std::string(webhook::kInjectLabel), "disabled"}});
+  pod["metadata"]["namespace"] = "bench";
+  pod["metadata"]["uid"] = "bench-" + name;
+  return pod;
 }
 
 // Injects `pod` with the injector core, as the webhook would, and runs it.
@@ -299,14 +285,13 @@ int run(int argc, char** argv) {
     std::printf("e2e_latency_bench: skipped, needs root (network namespaces, iptables)\n");
     return 0;
   }
-  auto config = webhook::Config::parse("init:\n  image: " + std::string(kPicketImage) +
-                                       "\nproxy:\n  image: " + kEnvoyImage + "\n");
+  auto config = webhook::Config::parse(testInjectorConfig());
   if (!config) {
     std::cerr << "e2e_latency_bench: " << config.error().describe() << "\n";
     return 1;
   }
   PodRunner::Options runner_options;
-  runner_options.images = testImageCatalog(kEnvoyImage);
+  runner_options.images = testImageCatalog(kTestEnvoyImage);
   auto runner = PodRunner::create(std::move(runner_options));
   if (!runner) {
     std::cerr << "e2e_latency_bench: " << runner.error().describe() << "\n";

@@ -21,6 +21,7 @@
 #include "test/e2e/harness/netns.h"
 #include "test/e2e/harness/pod_runner.h"
 #include "test/e2e/harness/static_bootstrap.h"
+#include "test/e2e/harness/test_app.h"
 #include "test/e2e/harness/webhook.h"
 #include "test/integration/cluster_env.h"
 #include "webhook/inject.h"
@@ -34,50 +35,7 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 using ::testing::StartsWith;
 
-constexpr char kEnvoyImage[] = "envoyproxy/envoy:v1.40.0";
 constexpr auto kReadyTimeout = std::chrono::seconds(30);
-
-std::string injectorConfig() {
-  return "namespace: picket-system\n"
-         "init:\n"
-         "  image: " +
-         std::string(kPicketImage) +
-         "\n"
-         "proxy:\n"
-         "  image: " +
-         kEnvoyImage + "\n";
-}
-
-// The test app's pod: serves 8080 and 8082, probes on 8081 (which the injector therefore leaves
-// out of inbound capture), as UID 1000.
-json appPod(const std::string& name, const json& labels = json::object(),
-            const json& annotations = json::object()) {
-  json all_labels = {{"app.kubernetes.io/name", name}};
-  all_labels.update(labels);
-  json metadata = {{"name", name}, {"labels", all_labels}};
-  if (!annotations.empty()) metadata["annotations"] = annotations;
-  return {
-      {"apiVersion", "v1"},
-      {"kind", "Pod"},
-      {"metadata", metadata},
-      {"spec",
-       {{"terminationGracePeriodSeconds", 5},
-        {"containers",
-         json::array(
-             {{{"name", "app"},
-               {"image", kEchoImage},
-               {"args",
-                json::array({"--name=$(POD_NAME)", "--port=8080", "--port=8081", "--port=8082"})},
-               {"env",
-                json::array({{{"name", "POD_NAME"},
-                              {"valueFrom", {{"fieldRef", {{"fieldPath", "metadata.name"}}}}}}})},
-               {"ports", json::array({{{"name", "http"}, {"containerPort", 8080}},
-                                      {{"name", "health"}, {"containerPort", 8081}},
-                                      {{"name", "alt"}, {"containerPort", 8082}}})},
-               {"readinessProbe",
-                {{"httpGet", {{"path", "/healthz"}, {"port", "health"}}}, {"periodSeconds", 1}}},
-               {"securityContext", {{"runAsUser", 1000}, {"runAsGroup", 1000}}}}})}}}};
-}
 
 std::string uniqueId() {
   static std::mt19937_64 random{std::random_device{}()};
@@ -121,28 +79,29 @@ class SidecarTest : public integration::ClusterTest {
                        {{"metadata", {{"labels", InjectorWebhook::labelForInjection()}}}});
     ASSERT_TRUE(labelled) << labelled.error().describe();
     if (!webhook_) {
-      auto started = InjectorWebhook::start(client(), {injectorConfig(), cluster().kubeconfigPath(),
-                                                       ns(), "/tmp/" + ownPrefix() + "webhook"});
+      auto started =
+          InjectorWebhook::start(client(), {testInjectorConfig(), cluster().kubeconfigPath(), ns(),
+                                            "/tmp/" + ownPrefix() + "webhook"});
       ASSERT_TRUE(started) << started.error().describe();
       webhook_ = std::move(*started);
     }
     PodRunner::Options options;
     options.client = &client();
-    options.images = testImageCatalog(kEnvoyImage);
+    options.images = testImageCatalog(kTestEnvoyImage);
     auto runner = PodRunner::create(std::move(options));
     ASSERT_TRUE(runner) << runner.error().describe();
     runner_ = std::move(*runner);
 
     auto plain_ip = runner_->network().reserveAddress();
     ASSERT_TRUE(plain_ip);
-    server_ = createAndRun(appPod("server"));
+    server_ = createAndRun(testAppPod("server"));
     ASSERT_NE(server_, nullptr);
     client_ = createAndRun(
-        appPod("client", json::object(),
-               {{std::string(webhook::kExcludeOutboundPortsAnnotation), "8082"},
-                {std::string(webhook::kExcludeOutboundCidrsAnnotation), *plain_ip + "/32"}}));
+        testAppPod("client", json::object(),
+                   {{std::string(webhook::kExcludeOutboundPortsAnnotation), "8082"},
+                    {std::string(webhook::kExcludeOutboundCidrsAnnotation), *plain_ip + "/32"}}));
     ASSERT_NE(client_, nullptr);
-    plain_ = createAndRun(appPod("plain", {{std::string(webhook::kInjectLabel), "disabled"}}),
+    plain_ = createAndRun(testAppPod("plain", {{std::string(webhook::kInjectLabel), "disabled"}}),
                           *plain_ip);
     ASSERT_NE(plain_, nullptr);
     for (RunningPod* pod : {server_, client_, plain_}) {
@@ -439,9 +398,9 @@ TEST_F(SidecarTest, CleanupRestoresDirectTraffic) {
 // container, started before the app, and carries the traffic the same way.
 TEST_F(SidecarTest, NativeSidecarPodsCarryTraffic) {
   const json native = {{std::string(webhook::kNativeSidecarAnnotation), "true"}};
-  RunningPod* sender = createAndRun(appPod("native-client", json::object(), native));
+  RunningPod* sender = createAndRun(testAppPod("native-client", json::object(), native));
   ASSERT_NE(sender, nullptr);
-  RunningPod* receiver = createAndRun(appPod("native-server", json::object(), native));
+  RunningPod* receiver = createAndRun(testAppPod("native-server", json::object(), native));
   ASSERT_NE(receiver, nullptr);
   ASSERT_TRUE(sender->waitReady(kReadyTimeout));
   ASSERT_TRUE(receiver->waitReady(kReadyTimeout));

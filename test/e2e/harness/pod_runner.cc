@@ -59,14 +59,16 @@ struct RunningPod::Container {
 };
 
 RunningPod::RunningPod(kube::Client* client, PodPlan plan, std::unique_ptr<PodNetwork> network,
-                       PodFacts facts, std::string dir, std::chrono::milliseconds max_stop_grace)
+                       PodFacts facts, std::string dir, std::chrono::milliseconds max_stop_grace,
+                       std::function<void()> on_readiness_change)
     : client_(client),
       plan_(std::move(plan)),
       network_(std::move(network)),
       facts_(std::move(facts)),
       dir_(std::move(dir)),
       stop_grace_(std::min<std::chrono::milliseconds>(
-          max_stop_grace, std::chrono::seconds(plan_.termination_grace_seconds))) {
+          max_stop_grace, std::chrono::seconds(plan_.termination_grace_seconds))),
+      on_readiness_change_(std::move(on_readiness_change)) {
   for (const ContainerPlan& container : plan_.init_containers) {
     auto state = std::make_unique<Container>();
     state->plan = &container;
@@ -328,6 +330,7 @@ void RunningPod::proberLoop(std::stop_token stop) {
       }
       writeStatus();
       changed_.notify_all();
+      if (on_readiness_change_) on_readiness_change_();
     }
     std::unique_lock lock(mutex_);
     changed_.wait_until(lock, stop, wake, [] { return false; });
@@ -395,6 +398,9 @@ json RunningPod::statusObject() {
 
 void RunningPod::writeStatus() {
   if (client_ == nullptr) return;
+  // Composing and sending under one lock: two writers (start() and the prober) could otherwise
+  // send their snapshots in the opposite order and leave the older one in the API.
+  std::lock_guard writing(status_write_mutex_);
   json patch;
   {
     std::lock_guard lock(mutex_);
@@ -611,9 +617,9 @@ Result<RunningPod*> PodRunner::run(const json& stored, const RunOptions& options
   std::error_code error;
   fs::create_directories(dir, error);
   if (error) return makeError(ErrorCode::kIo, "creating " + dir + ": " + error.message());
-  std::unique_ptr<RunningPod> running(new RunningPod(options_.client, std::move(*plan),
-                                                     std::move(*network), std::move(facts), dir,
-                                                     options_.max_stop_grace));
+  std::unique_ptr<RunningPod> running(
+      new RunningPod(options_.client, std::move(*plan), std::move(*network), std::move(facts), dir,
+                     options_.max_stop_grace, options.on_readiness_change));
   Status started = running->start(options_.init_timeout);
   if (!started) return makeError(std::move(started.error()));
   std::lock_guard lock(mutex_);

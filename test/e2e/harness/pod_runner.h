@@ -83,7 +83,8 @@ class RunningPod {
   struct Container;
 
   RunningPod(kube::Client* client, PodPlan plan, std::unique_ptr<PodNetwork> network,
-             PodFacts facts, std::string dir, std::chrono::milliseconds max_stop_grace);
+             PodFacts facts, std::string dir, std::chrono::milliseconds max_stop_grace,
+             std::function<void()> on_readiness_change);
 
   // Starts the init containers in order and then the containers; an error names the container
   // and carries its output.
@@ -108,8 +109,10 @@ class RunningPod {
   PodFacts facts_;
   std::string dir_;
   std::chrono::milliseconds stop_grace_;
+  std::function<void()> on_readiness_change_;
   std::string start_time_;
 
+  std::mutex status_write_mutex_;
   mutable std::mutex mutex_;
   std::condition_variable_any changed_;
   std::vector<std::unique_ptr<Container>> containers_;  // init containers first, in spec order
@@ -147,6 +150,8 @@ class PodRunner {
     // Edits the pod before it is run (never written back to the API): for what this machine
     // cannot provide as the cluster would, such as a sidecar bootstrap without xDS.
     std::function<Status(nlohmann::json& pod)> rewrite;
+    // Called on the pod's prober thread each time the pod's readiness changes. Must not block.
+    std::function<void()> on_readiness_change;
   };
 
   // Sweeps leftovers of dead runs, builds the test network and, with a client, registers the
