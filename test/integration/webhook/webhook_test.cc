@@ -450,9 +450,42 @@ TEST_F(WebhookIntegrationTest, RecordsEventOnReplicaSetForSkippedPods) {
   EXPECT_THAT(event["note"].get<std::string>(), HasSubstr("hostNetwork"));
   EXPECT_EQ(event["reportingController"], "picket.dev/webhook");
 
-  auto listed = client().list(kube::resources::kPods, ns());
-  ASSERT_TRUE(listed);
-  for (const json& pod : listed->items) EXPECT_FALSE(isInjected(pod)) << podName(pod);
+  std::vector<json> pods;
+  ASSERT_TRUE(waitFor(
+      [&] {
+        auto listed = client().list(kube::resources::kPods, ns());
+        if (listed) pods = listed->items;
+        return !pods.empty();
+      },
+      kSettle));
+  for (const json& pod : pods) EXPECT_FALSE(isInjected(pod)) << podName(pod);
+}
+
+// Tests that a skipped pod of no controller gets its Event by namespace and name: the API server
+// accepts an Event about a pod that has no uid yet.
+TEST_F(WebhookIntegrationTest, RecordsEventOnNamedPodWithoutOwner) {
+  enableNamespace(ns());
+  json manifest = podManifest("agent");
+  manifest["spec"]["hostNetwork"] = true;
+  json pod = createPod(ns(), manifest);
+  EXPECT_FALSE(isInjected(pod));
+
+  json event;
+  ASSERT_TRUE(waitFor(
+      [&] {
+        auto listed = client().list(kube::resources::kEvents, ns());
+        if (!listed) return false;
+        for (const json& item : listed->items) {
+          if (item.value("reason", "") == "InjectionSkipped") event = item;
+        }
+        return !event.is_null();
+      },
+      kSettle))
+      << webhookLog();
+  EXPECT_EQ(event["regarding"]["kind"], "Pod");
+  EXPECT_EQ(event["regarding"]["name"], "agent");
+  EXPECT_EQ(event["regarding"]["namespace"], ns());
+  EXPECT_THAT(event["note"].get<std::string>(), HasSubstr("pod agent: "));
 }
 
 // Tests that with the webhook down, failurePolicy Ignore lets pods through uninjected, and
