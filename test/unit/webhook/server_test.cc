@@ -534,7 +534,7 @@ TEST(EventSubjectTest, PrefersOwnerThenPodThenNamespace) {
 
 // Tests picket-webhook's flags: required ones, both spellings of a value, --listen forms, and
 // errors naming the flag.
-TEST(FlagsTest, ParsesCommandLine) {
+TEST(WebhookFlagsTest, ParsesCommandLine) {
   Result<Flags> flags = parseFlags({"--config", "c.yaml", "--tls-cert=t.crt", "--tls-key", "t.key",
                                     "--listen", "127.0.0.1:9443", "--kubeconfig", "kc"});
   ASSERT_TRUE(flags) << flags.error().describe();
@@ -563,7 +563,7 @@ TEST(FlagsTest, ParsesCommandLine) {
 }
 
 // Tests that bad command lines fail with a message naming the flag.
-TEST(FlagsTest, RefusesBadCommandLines) {
+TEST(WebhookFlagsTest, RefusesBadCommandLines) {
   const std::pair<std::vector<std::string>, std::string> cases[] = {
       {{"--tls-cert", "t", "--tls-key", "k"}, "--config is required"},
       {{"--config", "c", "--tls-key", "k"}, "--tls-cert is required"},
