@@ -49,7 +49,8 @@ std::string usage();
 // each must be thread-safe.
 struct ClusterView {
   // The Namespace object called `name` from a local cache, or null when the cache lacks it.
-  // Called on the I/O threads: must not block. Required.
+  // Called on the I/O threads: must not block. Required. A namespace whose labels changed a
+  // moment ago is judged by the labels the cache holds until its watch delivers the change.
   std::function<std::shared_ptr<const nlohmann::json>(const std::string& name)> cached_namespace;
   // Reads a namespace the cache lacks (one created a moment ago) from the API server. May block:
   // it runs on a worker thread, never an I/O thread. Empty: a cache miss fails the review (500).
