@@ -29,3 +29,9 @@ bench: build
 
 clean:
 	rm -rf $(BUILD_DIR)
+
+# charts/picket/crds/ from crds/, and manifests/picket.yaml rendered from the chart; the tests
+# chart.crds_in_sync and chart.manifests_in_sync fail until this is run after a change.
+.PHONY: manifests
+manifests:
+	scripts/render-manifests.sh
