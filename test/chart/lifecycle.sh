@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # helm install into a fresh namespace, helm upgrade with a changed value (seen in the cluster),
 # helm uninstall; afterwards no MutatingWebhookConfiguration of the release is left to block pod
-# creation.
+# creation. In between, what picket-operator writes in selfSigned mode (the Secret's keys, the
+# caBundle) must survive the upgrade: the chart leaves both out so that helm does not take them.
 #
 # No kubelet runs here, so no webhook pod ever answers. While the release exists its webhook would
 # be called for pods of every namespace labelled picket.dev/inject=enabled, cluster-wide, and
@@ -39,6 +40,13 @@ for object in deployment/picket-life-$run-webhook deployment/picket-life-$run-op
   kubectl get --namespace "$ns" "$object" >/dev/null || fail "helm install made no $object"
 done
 
+# What the operator would write (any bytes do: nothing reads them here).
+ca=$(printf 'picket-test-ca' | base64)
+kubectl patch --namespace "$ns" secret "picket-life-$run-webhook-tls" --type=merge \
+  -p "{\"data\":{\"tls.crt\":\"$ca\",\"tls.key\":\"$ca\",\"ca.crt\":\"$ca\"}}" >/dev/null
+kubectl patch "$mwc" --type=json \
+  -p "[{\"op\":\"add\",\"path\":\"/webhooks/0/clientConfig/caBundle\",\"value\":\"$ca\"}]" >/dev/null
+
 helm upgrade "$release" "$chart" --namespace "$ns" "${guard[@]}" \
   --set webhook.timeoutSeconds=3 --set proxy.logLevel=debug >"$work/out" 2>&1 ||
   { cat "$work/out" >&2; fail "helm upgrade"; }
@@ -46,6 +54,10 @@ timeout=$(kubectl get "$mwc" -o jsonpath='{.webhooks[0].timeoutSeconds}')
 [ "$timeout" = 3 ] || fail "after helm upgrade timeoutSeconds is $timeout, want 3"
 kubectl get configmap --namespace "$ns" "picket-life-$run-config" -o jsonpath='{.data.injector\.yaml}' |
   grep -qF 'logLevel: "debug"' || fail "after helm upgrade the injector config lacks logLevel debug"
+bundle=$(kubectl get "$mwc" -o jsonpath='{.webhooks[0].clientConfig.caBundle}')
+[ "$bundle" = "$ca" ] || fail "helm upgrade changed the caBundle the operator wrote to '$bundle'"
+key=$(kubectl get --namespace "$ns" secret "picket-life-$run-webhook-tls" -o jsonpath='{.data.tls\.key}')
+[ "$key" = "$ca" ] || fail "helm upgrade changed the Secret the operator filled (tls.key '$key')"
 revision=$(helm status "$release" --namespace "$ns" -o json | grep -o '"version":[0-9]*' | head -1)
 [ "$revision" = '"version":2' ] || fail "helm status says $revision after one upgrade"
 
