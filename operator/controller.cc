@@ -81,7 +81,7 @@ void trimForCache(json& object) {
 }
 
 // `inner` with every listed and watched object trimmed (see trimForCache).
-kube::ListerWatcher trimmed(kube::ListerWatcher inner) {
+kube::ListerWatcher trimmed(const kube::ListerWatcher& inner) {
   kube::ListerWatcher out;
   out.list = [list = inner.list]() -> Result<kube::ObjectList> {
     auto objects = list();
@@ -237,21 +237,24 @@ Status Controller::init() {
   }
 
   http::Router router;
-  Status routed = router.add("GET", "/healthz", [](http::Request, http::Responder responder) {
-    responder.send(http::Response::text(200, "ok\n"));
-  });
+  Status routed =
+      router.add("GET", "/healthz", [](const http::Request&, const http::Responder& responder) {
+        responder.send(http::Response::text(200, "ok\n"));
+      });
   if (routed) {
-    routed = router.add("GET", "/readyz", [this](http::Request, http::Responder responder) {
-      responder.send(ready() ? http::Response::text(200, "ok\n")
-                             : http::Response::text(503, "informer caches not synced yet\n"));
-    });
+    routed = router.add(
+        "GET", "/readyz", [this](const http::Request&, const http::Responder& responder) {
+          responder.send(ready() ? http::Response::text(200, "ok\n")
+                                 : http::Response::text(503, "informer caches not synced yet\n"));
+        });
   }
   if (routed) {
-    routed = router.add("GET", "/metrics", [this](http::Request, http::Responder responder) {
-      http::Response response = http::Response::text(200, registry_.render());
-      response.content_type = std::string(metrics::Registry::kContentType);
-      responder.send(std::move(response));
-    });
+    routed = router.add("GET", "/metrics",
+                        [this](const http::Request&, const http::Responder& responder) {
+                          http::Response response = http::Response::text(200, registry_.render());
+                          response.content_type = std::string(metrics::Registry::kContentType);
+                          responder.send(std::move(response));
+                        });
   }
   if (!routed) return makeError(routed.error());
   http::ServerOptions server_options;
@@ -260,7 +263,7 @@ Status Controller::init() {
   server_options.port = options_.metrics_port;
   server_options.threads = 1;
   server_options.registry = &registry_;
-  auto server = http::Server::start(server_options, std::move(router));
+  auto server = http::Server::start(server_options, router);
   if (!server) {
     Error error = std::move(server.error());
     error.message = "--metrics-addr " + options_.metrics_host + ":" +
@@ -271,7 +274,7 @@ Status Controller::init() {
   return ok();
 }
 
-Status Controller::run(std::stop_token stop) {
+Status Controller::run(const std::stop_token& stop) {
   allowlist_informer_->start();
   namespace_informer_->start();
   for (auto& [kind, informer] : policy_informers_) informer->start();
@@ -371,7 +374,7 @@ Status Controller::run(std::stop_token stop) {
   return outcome;
 }
 
-bool Controller::waitForCaches(std::stop_token stop) {
+bool Controller::waitForCaches(const std::stop_token& stop) {
   std::vector<kube::Informer*> informers = {allowlist_informer_.get(), namespace_informer_.get()};
   for (auto& [kind, informer] : policy_informers_) informers.push_back(informer.get());
   for (kube::Informer* informer : informers) {

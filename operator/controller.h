@@ -93,7 +93,7 @@ class Controller : public ClusterCache {
   // the workers finish their current reconcile, the Lease is released, pending Events are
   // written; then it returns ok. Lost leadership returns kUnavailable: another replica writes now,
   // and this one should exit and start again as a follower. Call at most once.
-  Status run(std::stop_token stop);
+  Status run(const std::stop_token& stop);
 
   // True once every informer has synced (what /readyz reports).
   bool ready() const { return ready_.load(); }
@@ -125,7 +125,7 @@ class Controller : public ClusterCache {
   void runWorker();
   void updateQueueDepth();
   // Waits until every informer has synced or a stop is requested; true when synced.
-  bool waitForCaches(std::stop_token stop);
+  bool waitForCaches(const std::stop_token& stop);
   // Signals run() that something it waits for happened.
   void wake();
 

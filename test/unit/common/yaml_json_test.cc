@@ -111,10 +111,13 @@ TEST(YamlJsonTest, RefusesWhatJsonCannotHold) {
 TEST(YamlJsonTest, StopsAliasExpansionBombs) {
   std::string yaml = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n";
   for (int i = 1; i < 9; ++i) {
-    std::string previous = "*a" + std::to_string(i - 1);
-    yaml += "a" + std::to_string(i) + ": &a" + std::to_string(i) + " [" + previous + ", " +
-            previous + ", " + previous + ", " + previous + ", " + previous + ", " + previous +
-            ", " + previous + ", " + previous + ", " + previous + ", " + previous + "]\n";
+    const std::string previous = "*a" + std::to_string(i - 1);
+    yaml += "a" + std::to_string(i) + ": &a" + std::to_string(i) + " [";
+    for (int j = 0; j < 10; ++j) {
+      if (j > 0) yaml += ", ";
+      yaml += previous;
+    }
+    yaml += "]\n";
   }
   auto value = yamlToJson(yaml, "bomb.yaml");
   ASSERT_FALSE(value);

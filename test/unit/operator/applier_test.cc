@@ -52,6 +52,7 @@ json served(json object, const std::string& version = "7") {
 
 std::vector<kube::ObjectPtr> cache(std::vector<json> objects) {
   std::vector<kube::ObjectPtr> out;
+  out.reserve(objects.size());
   for (json& object : objects) out.push_back(std::make_shared<const json>(std::move(object)));
   return out;
 }

@@ -94,7 +94,8 @@ class ControllerTest : public ::testing::Test {
     auto controller = Controller::create(client_, kube::realClock(), options);
     ASSERT_TRUE(controller) << controller.error().describe();
     controller_ = std::move(*controller);
-    runner_ = std::jthread([this](std::stop_token stop) { outcome_ = controller_->run(stop); });
+    runner_ =
+        std::jthread([this](const std::stop_token& stop) { outcome_ = controller_->run(stop); });
   }
 
   // Waits until `count` requests with `method` and `path` (before any query) arrived.
