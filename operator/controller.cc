@@ -363,9 +363,16 @@ Status Controller::run(const std::stop_token& stop) {
   leader_->labels({}).set(0);
   events_->flush();
   events_->stop();
-  allowlist_informer_->stop();
-  namespace_informer_->stop();
-  for (auto& [kind, informer] : policy_informers_) informer->stop();
+  {
+    // Each informer takes up to a second to notice its stop while its watch is idle; stopping
+    // them side by side keeps shutdown to that second.
+    std::vector<std::jthread> stoppers;
+    stoppers.emplace_back([this] { allowlist_informer_->stop(); });
+    stoppers.emplace_back([this] { namespace_informer_->stop(); });
+    for (auto& [kind, informer] : policy_informers_) {
+      stoppers.emplace_back([informer = informer.get()] { informer->stop(); });
+    }
+  }
   if (lost && outcome) {
     outcome = makeError(ErrorCode::kUnavailable,
                         "lost the Lease " + options_.lease_namespace + "/" + options_.lease_name +
