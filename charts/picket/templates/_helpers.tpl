@@ -7,8 +7,8 @@ The chart name, or nameOverride.
 
 {{/*
 The prefix of every object name: fullnameOverride, else the release name when it already holds
-the chart name, else "<release>-<chart>". Cut to 46 characters so that "<prefix>-operator-metrics"
-(the longest suffix) stays a valid 63-character name.
+the chart name, else "<release>-<chart>". Cut to 46 characters so that "<prefix>-webhook-tls"
+(the longest suffix) leaves room in a 63-character name.
 */}}
 {{- define "picket.fullname" -}}
 {{- if .Values.fullnameOverride }}
