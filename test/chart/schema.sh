@@ -25,6 +25,7 @@ rejects --set proxy.nativeSidecar=yes "/proxy/nativeSidecar"
 rejects --set operator.xdsPort=70000 "/operator/xdsPort"
 rejects --set operator.backend=cilium "/operator/backend"
 rejects --set image=picket:1 "/image"
+rejects --set webhook.resources.limits.cpu= "/webhook/resources/limits/cpu"
 rejects --set surprise=1 "additional properties 'surprise' not allowed"
 rejects --set webhook.replica=3 "additional properties 'replica' not allowed"
 
