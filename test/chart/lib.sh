@@ -23,7 +23,8 @@ trap 'exit 143' TERM
 # helm and kubectl from test/cluster; KUBECONFIG from the local control plane's state dir when
 # one runs (never the caller's $KUBECONFIG, which may name a real cluster).
 unset KUBECONFIG
-eval "$("$root/test/cluster/env" 2>/dev/null)" || fail "helm and kubectl are not built: run make setup"
+exports=$("$root/test/cluster/env" 2>/dev/null) || fail "helm and kubectl are not built: run make setup"
+eval "$exports"
 # helm keeps its caches and settings in the test's own directory.
 export HELM_CACHE_HOME=$work/helm/cache HELM_CONFIG_HOME=$work/helm/config HELM_DATA_HOME=$work/helm/data
 
