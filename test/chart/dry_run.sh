@@ -19,7 +19,7 @@ kubectl apply --server-side --force-conflicts --field-manager=picket-chart-test 
 for values in "" "--set networkPolicy.enabled=true --set networkPolicy.monitoringNamespaces={monitoring}"; do
   # shellcheck disable=SC2086
   helm template picket "$chart" --namespace "$ns" $values >"$work/rendered.yaml"
-  kubectl apply --dry-run=server --namespace "$ns" -f "$work/rendered.yaml" >"$work/out" 2>&1 ||
+  kubectl apply --dry-run=server --validate=strict --namespace "$ns" -f "$work/rendered.yaml" >"$work/out" 2>&1 ||
     { cat "$work/out" >&2; fail "the API server refused the chart rendered with: ${values:-defaults}"; }
   if grep -i "podsecurity" "$work/out" >&2; then
     fail "the chart's pods break the restricted Pod Security Standard"

@@ -2,14 +2,22 @@
 # What the chart renders depends on the values as documented: the certificate mode decides between
 # the Secret the operator fills and cert-manager's objects plus the inject-ca-from annotation; the
 # monitoring and network-policy objects appear only when enabled; the webhook configuration keeps
-# the system namespaces and the release namespace out.
+# the system namespaces and the release namespace out; no rendering has a key twice in one mapping
+# (YAML parsers differ on which one wins, so kubectl and a strict parser may read different
+# objects).
 source "$(dirname "$0")/lib.sh"
 
 render() { helm template picket "$chart" --namespace picket-test "$@"; }
 has() { grep -qF -- "$2" <<<"$1" || fail "$3: no \"$2\" in the output"; }
 lacks() { ! grep -qF -- "$2" <<<"$1" || fail "$3: unexpected \"$2\" in the output"; }
+no_duplicate_keys() {
+  local found
+  found=$(awk -f "$(dirname "$0")/dupkeys.awk" <<<"$1")
+  [ -z "$found" ] || fail "$2: a key twice in one mapping, at output line $found"
+}
 
-out=$(render)
+out=$(render --include-crds)
+no_duplicate_keys "$out" "defaults"
 has "$out" "kind: Secret" "selfSigned"
 has "$out" 'resourceNames: ["picket-webhook-tls"]' "selfSigned: the operator may write the Secret"
 has "$out" 'resourceNames: ["picket-webhook-picket-test"]' "selfSigned: the operator may patch caBundle"
@@ -30,6 +38,7 @@ done
 lacks "$mwc" "caBundle" "webhook configuration (the operator or cert-manager writes it)"
 
 out=$(render --set certificates.mode=certManager)
+no_duplicate_keys "$out" "certManager"
 has "$out" "cert-manager.io/inject-ca-from: picket-test/picket-webhook" "certManager"
 has "$out" "kind: Certificate" "certManager"
 has "$out" "secretName: picket-webhook-tls" "certManager"
@@ -37,7 +46,9 @@ lacks "$out" "kind: Secret" "certManager"
 lacks "$out" '"secrets"' "certManager: the operator needs no Secret access"
 
 out=$(render --set monitoring.serviceMonitor.enabled=true --set networkPolicy.enabled=true \
-  --set 'networkPolicy.monitoringNamespaces={observability}')
+  --set 'networkPolicy.monitoringNamespaces={observability}' --set 'webhook.podLabels.team=mesh' \
+  --set 'operator.podAnnotations.note=x' --set 'imagePullSecrets={regcred}')
+no_duplicate_keys "$out" "every option on"
 has "$out" "kind: ServiceMonitor" "monitoring on"
 has "$out" "kind: PodMonitor" "monitoring on"
 has "$out" "port: picket-metrics" "monitoring on: the sidecars' port"

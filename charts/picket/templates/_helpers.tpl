@@ -56,14 +56,21 @@ The address every sidecar polls for xDS: the operator Service's cluster DNS name
 {{- end }}
 
 {{/*
-Labels on every object.
+Labels on every object; a component's objects add picket.selectorLabels to these.
 */}}
-{{- define "picket.labels" -}}
+{{- define "picket.baseLabels" -}}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 app.kubernetes.io/part-of: picket
-app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/*
+Labels of an object that belongs to no one component.
+*/}}
+{{- define "picket.labels" -}}
+{{ include "picket.baseLabels" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
 {{/*
