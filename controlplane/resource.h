@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "common/result.h"
@@ -53,6 +54,12 @@ using ResourcePtr = std::shared_ptr<const Resource>;
 // Precondition: `body` is a JSON object.
 ResourcePtr makeResource(ResourceType type, std::string name, nlohmann::json body);
 
+// Makes a resource from JSON text already assembled by the caller (from pieces serialised once
+// and shared), with the references it makes. Precondition: `json` is the resource's `Any`: a
+// JSON object whose `@type` is typeUrl(type).
+ResourcePtr makeSerializedResource(ResourceType type, std::string name, std::string json,
+                                   std::vector<std::string> cluster_refs);
+
 // FNV-1a, 64 bits: the content hash of resources and versions. Stable across processes and
 // builds, so every operator replica gives the same content the same version.
 uint64_t contentHash(std::string_view text, uint64_t seed = 14695981039346656037ULL);
@@ -66,12 +73,20 @@ class ResourceSet {
 
   // The resource named `name`, or nullptr.
   const Resource* find(std::string_view name) const;
+  // The same, as the set's own shared pointer to it.
+  const ResourcePtr* lookup(std::string_view name) const;
   const std::vector<ResourcePtr>& items() const { return items_; }
   uint64_t hash() const { return hash_; }
+  // A name that occurs twice, or "" (consistent() reports it).
+  const std::string& duplicate() const { return duplicate_; }
 
  private:
   std::vector<ResourcePtr> items_;
+  // By name, for sets large enough that a binary search over long names with a common prefix
+  // ("outbound|80|...") costs more than hashing; consistent() and versions look up every name.
+  std::unordered_map<std::string_view, size_t> index_;
   uint64_t hash_ = 0;
+  std::string duplicate_;
 };
 
 using ResourceSetPtr = std::shared_ptr<const ResourceSet>;

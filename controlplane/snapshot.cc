@@ -18,14 +18,18 @@ using nlohmann::json;
 
 namespace {
 
-// An HTTP Service port as its virtual host needs it.
+// An HTTP Service port's virtual host, serialised once in both forms a route configuration
+// uses: with the bare Service name (for proxies of its own namespace) and without.
 struct HttpHost {
   std::string namespace_name;
-  std::string name;
-  int port = 0;
-  // The ClusterIPs this port's filter chain claimed (see claimChain).
-  std::vector<std::string> cluster_ips;
-  std::string cluster;
+  std::string local_vhost;
+  std::string shared_vhost;
+};
+
+// The virtual hosts of every HTTP Service port with one port number, in Service order.
+struct HttpPort {
+  std::vector<HttpHost> hosts;
+  std::vector<std::string> clusters;
 };
 
 // "ns/name", the key of namespaced objects.
@@ -60,7 +64,8 @@ struct ClusterSnapshot::Impl {
   ResourcePtr outbound_listener;
 
   // HTTP Service ports by port number, for the route configurations.
-  std::map<int, std::vector<HttpHost>> http_ports;
+  std::map<int, HttpPort> http_ports;
+  std::string passthrough_vhost;
 
   std::map<std::string, internal::Pod, std::less<>> pods;  // by "ns/name"
   std::map<std::string, std::vector<internal::Service>, std::less<>> services_by_namespace;
@@ -209,6 +214,38 @@ std::vector<LbEndpoint> portEndpoints(const internal::ServicePort& port,
   return ready.empty() ? terminating : ready;
 }
 
+// The names a Service port answers to, each with and without ":<port>": name.ns, name.ns.svc,
+// name.ns.svc.<domain>, each ClusterIP, and (`bare`) the name alone, which cluster DNS resolves
+// only in the Service's own namespace.
+std::vector<std::string> hostDomains(const internal::Service& service, int port, bool bare,
+                                     const SnapshotConfig& config) {
+  std::vector<std::string> names;
+  if (bare) names.push_back(service.name);
+  std::string qualified = service.name + "." + service.namespace_name;
+  names.push_back(qualified);
+  names.push_back(qualified + ".svc");
+  names.push_back(qualified + ".svc." + config.cluster_domain);
+  for (const std::string& ip : service.cluster_ips) names.push_back(hostLiteral(ip));
+  std::string suffix = ":" + std::to_string(port);
+  std::vector<std::string> domains;
+  for (const std::string& name : names) {
+    domains.push_back(name);
+    domains.push_back(name + suffix);
+  }
+  sortUnique(domains);
+  return domains;
+}
+
+HttpHost httpHost(const internal::Service& service, int port, const std::string& cluster,
+                  const SnapshotConfig& config) {
+  auto text = [&](bool bare) {
+    return internal::virtualHost({cluster, hostDomains(service, port, bare, config), cluster},
+                                 config)
+        .dump();
+  };
+  return {service.namespace_name, text(true), text(false)};
+}
+
 // Pods whose addresses may stand for a caller.
 bool usableCaller(const internal::Pod& pod) {
   return !pod.host_network && !pod.finished && !pod.ips.empty();
@@ -309,8 +346,9 @@ std::shared_ptr<const ClusterSnapshot> buildClusterSnapshot(const ClusterInputs&
         } else {
           filter = internal::outboundHttpFilter("outbound_" + std::to_string(port.port),
                                                 routeConfigName(port.port), config);
-          impl->http_ports[port.port].push_back(
-              {service.namespace_name, service.name, port.port, service.cluster_ips, cluster});
+          HttpPort& http = impl->http_ports[port.port];
+          http.hosts.push_back(httpHost(service, port.port, cluster, config));
+          http.clusters.push_back(cluster);
         }
         chains.push_back(internal::filterChain(cluster, std::move(match), json::array({filter})));
       }
@@ -335,6 +373,7 @@ std::shared_ptr<const ClusterSnapshot> buildClusterSnapshot(const ClusterInputs&
       ResourceType::kListener, std::string(kOutboundListenerName),
       internal::captureListener(std::string(kOutboundListenerName), config.outbound_port, false,
                                 std::move(chains), std::move(fallback)));
+  impl->passthrough_vhost = internal::passthroughVirtualHost(config).dump();
   impl->clusters = std::make_shared<ResourceSet>(std::move(clusters));
   impl->endpoints = std::make_shared<ResourceSet>(std::move(endpoints));
   std::sort(warnings.begin(), warnings.end());
@@ -345,30 +384,31 @@ ResourceSetPtr ClusterSnapshot::Impl::routesFor(const std::string& ns) const {
   std::lock_guard<std::mutex> lock(routes_mutex);
   auto found = routes_by_namespace.find(ns);
   if (found != routes_by_namespace.end()) return found->second;
+  // Assembled from the virtual hosts serialised once per cluster snapshot: only the proxy's own
+  // namespace's Services differ (they add their bare names), so a namespace costs a
+  // concatenation, not a serialisation of every Service.
   std::vector<ResourcePtr> routes;
-  for (const auto& [port, hosts] : http_ports) {
-    std::string suffix = ":" + std::to_string(port);
-    std::vector<internal::VirtualHostSpec> specs;
-    for (const HttpHost& host : hosts) {
-      std::vector<std::string> names;
-      // The bare name means a Service of the caller's own namespace, as cluster DNS resolves it.
-      if (host.namespace_name == ns) names.push_back(host.name);
-      std::string qualified = host.name + "." + host.namespace_name;
-      names.push_back(qualified);
-      names.push_back(qualified + ".svc");
-      names.push_back(qualified + ".svc." + config.cluster_domain);
-      for (const std::string& ip : host.cluster_ips) names.push_back(hostLiteral(ip));
-      std::vector<std::string> domains;
-      for (const std::string& name : names) {
-        domains.push_back(name);
-        domains.push_back(name + suffix);
-      }
-      sortUnique(domains);
-      specs.push_back({host.cluster, std::move(domains), host.cluster});
-    }
+  for (const auto& [port, http] : http_ports) {
     std::string name = routeConfigName(port);
-    routes.push_back(makeResource(ResourceType::kRoute, name,
-                                  internal::routeConfiguration(name, specs, config)));
+    size_t size = 128 + passthrough_vhost.size();
+    for (const HttpHost& host : http.hosts) size += host.local_vhost.size() + 1;
+    std::string text;
+    text.reserve(size);
+    text += "{\"@type\":";
+    text += json(std::string(typeUrl(ResourceType::kRoute))).dump();
+    text += ",\"name\":";
+    text += json(name).dump();
+    text += ",\"virtual_hosts\":[";
+    for (const HttpHost& host : http.hosts) {
+      text += host.namespace_name == ns ? host.local_vhost : host.shared_vhost;
+      text += ',';
+    }
+    text += passthrough_vhost;
+    text += "]}";
+    std::vector<std::string> refs = http.clusters;
+    refs.emplace_back(kPassthroughClusterName);
+    routes.push_back(
+        makeSerializedResource(ResourceType::kRoute, name, std::move(text), std::move(refs)));
   }
   auto set = std::make_shared<ResourceSet>(std::move(routes));
   routes_by_namespace.emplace(ns, set);

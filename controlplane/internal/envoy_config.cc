@@ -207,26 +207,21 @@ json clusterLoadAssignment(const std::string& cluster, std::vector<LbEndpoint> e
   return {{"cluster_name", cluster}, {"endpoints", std::move(localities)}};
 }
 
-json routeConfiguration(const std::string& name, const std::vector<VirtualHostSpec>& hosts,
-                        const SnapshotConfig& config) {
-  json virtual_hosts = json::array();
-  for (const VirtualHostSpec& host : hosts) {
-    virtual_hosts.push_back({{"name", host.name},
-                             {"domains", host.domains},
-                             {"routes", serviceRoutes(host.cluster, config)}});
-  }
+json virtualHost(const VirtualHostSpec& host, const SnapshotConfig& config) {
+  return {{"name", host.name},
+          {"domains", host.domains},
+          {"routes", serviceRoutes(host.cluster, config)}};
+}
+
+json passthroughVirtualHost(const SnapshotConfig& config) {
   // A Host no Service claims (an IP literal, a name from /etc/hosts) still reaches the address
   // the client connected to, as it would without the sidecar; kube-proxy balances it.
-  virtual_hosts.push_back(
-      {{"name", "passthrough"},
-       {"domains", json::array({"*"})},
-       {"routes", json::array({{{"match", {{"prefix", "/"}}},
-                                {"route",
-                                 {{"cluster", kPassthroughClusterName},
-                                  {"timeout", duration(config.route_timeout_ms)}}}}})}});
-  // validate_clusters stays off (RDS's default): a route naming a cluster the proxy has not
-  // received yet answers 503 for that route instead of the whole update being rejected.
-  return {{"name", name}, {"virtual_hosts", std::move(virtual_hosts)}};
+  return {{"name", "passthrough"},
+          {"domains", json::array({"*"})},
+          {"routes", json::array({{{"match", {{"prefix", "/"}}},
+                                   {"route",
+                                    {{"cluster", kPassthroughClusterName},
+                                     {"timeout", duration(config.route_timeout_ms)}}}}})}};
 }
 
 json tcpProxyFilter(const std::string& stat_prefix, const std::string& cluster) {

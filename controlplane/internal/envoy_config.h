@@ -59,10 +59,12 @@ struct VirtualHostSpec {
   std::string cluster;
 };
 
-// A route configuration: `hosts` with the retry routes, then a catch-all virtual host that
-// passes any other Host through to the original destination.
-json routeConfiguration(const std::string& name, const std::vector<VirtualHostSpec>& hosts,
-                        const SnapshotConfig& config);
+// A Service's virtual host, with the retry routes. A route configuration lists these, then the
+// passthrough one.
+json virtualHost(const VirtualHostSpec& host, const SnapshotConfig& config);
+
+// The catch-all virtual host that passes any other Host through to the original destination.
+json passthroughVirtualHost(const SnapshotConfig& config);
 
 // Network filter entries ({"name", "typed_config"}).
 json tcpProxyFilter(const std::string& stat_prefix, const std::string& cluster);
