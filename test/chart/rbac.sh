@@ -59,10 +59,12 @@ for verb in get update; do expect yes "$operator" "$verb" leases.coordination.k8
 expect yes "$operator" create leases.coordination.k8s.io -n "$ns"
 expect no "$operator" get leases.coordination.k8s.io/other -n "$ns"
 expect no "$operator" create leases.coordination.k8s.io -n team-a
-for verb in get update patch; do expect yes "$operator" "$verb" secrets/picket-webhook-tls -n "$ns"; done
+for verb in get update; do expect yes "$operator" "$verb" secrets/picket-webhook-tls -n "$ns"; done
+expect yes "$operator" create secrets -n "$ns"
+expect no "$operator" patch secrets/picket-webhook-tls -n "$ns"
 expect no "$operator" get secrets/other -n "$ns"
 expect no "$operator" list secrets -n "$ns"
-expect no "$operator" create secrets -n "$ns"
+expect no "$operator" create secrets -n team-a
 for verb in get patch; do
   expect yes "$operator" "$verb" "mutatingwebhookconfigurations.admissionregistration.k8s.io/picket-webhook-$ns"
 done
