@@ -85,7 +85,7 @@ json appPod(const std::string& name, bool inject) {
 }
 
 // Injects `pod` with the injector core, as the webhook would, and runs it.
-Result<RunningPod*> start(PodRunner& runner, const webhook::Config& config, json pod) {
+Result<RunningPod*> start(PodRunner& runner, const webhook::Config& config, const json& pod) {
   webhook::NamespaceInfo ns{"bench", {{std::string(webhook::kInjectLabel), "enabled"}}};
   webhook::InjectedObject injected = webhook::injectTemplate(pod, ns, config);
   PodRunner::RunOptions options;
@@ -116,6 +116,7 @@ void runBlock(RunningPod& from, const std::string& to, const Options& options, S
   const auto t0 = Clock::now() + std::chrono::milliseconds(20);
   std::mutex mutex;
   std::vector<std::thread> workers;
+  workers.reserve(static_cast<size_t>(options.connections));
   for (int worker = 0; worker < options.connections; ++worker) {
     workers.emplace_back([&, worker] {
       std::vector<double> mine;

@@ -200,7 +200,7 @@ class SidecarTest : public integration::ClusterTest {
       // Only the rules: the header and footer lines carry a timestamp.
       std::istringstream lines(rules->stdout_text);
       for (std::string line; std::getline(lines, line);) {
-        if (line.rfind("-A ", 0) == 0 || line.rfind(":", 0) == 0) all += line + "\n";
+        if (line.rfind("-A ", 0) == 0 || line.rfind(':', 0) == 0) all += line + "\n";
       }
     }
     return all;

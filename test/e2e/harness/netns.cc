@@ -57,7 +57,7 @@ std::optional<pid_t> harnessOwner(std::string_view name) {
   return static_cast<pid_t>(std::atol(std::string(name.substr(0, digits)).c_str()));
 }
 
-Result<std::unique_ptr<NetworkNamespace>> NetworkNamespace::create(std::string name) {
+Result<std::unique_ptr<NetworkNamespace>> NetworkNamespace::create(const std::string& name) {
   if (name.empty() || name.size() > 200 || name.find('/') != std::string::npos) {
     return makeError(ErrorCode::kInvalidArgument, "bad network namespace name \"" + name + "\"");
   }

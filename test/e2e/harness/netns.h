@@ -31,7 +31,7 @@ std::optional<pid_t> harnessOwner(std::string_view name);
 // Destroying it kills every process still inside and removes it.
 class NetworkNamespace {
  public:
-  static Result<std::unique_ptr<NetworkNamespace>> create(std::string name);
+  static Result<std::unique_ptr<NetworkNamespace>> create(const std::string& name);
 
   NetworkNamespace(const NetworkNamespace&) = delete;
   NetworkNamespace& operator=(const NetworkNamespace&) = delete;

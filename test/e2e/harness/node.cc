@@ -82,7 +82,7 @@ std::string kubernetesTime(bool microseconds) {
 
 Result<std::unique_ptr<NodeRegistration>> NodeRegistration::create(kube::Client& client,
                                                                    std::string name,
-                                                                   std::string address) {
+                                                                   const std::string& address) {
   std::unique_ptr<NodeRegistration> node(new NodeRegistration(client, name));
   const json object = nodeObject(name, address);
   auto created = client.create(kNodes, "", object);
@@ -110,11 +110,11 @@ Result<std::unique_ptr<NodeRegistration>> NodeRegistration::create(kube::Client&
   auto leased = client.create(kube::resources::kLeases, kLeaseNamespace, lease);
   if (!leased) return makeError(std::move(leased.error()));
   node->heartbeat_ =
-      std::jthread([raw = node.get()](std::stop_token stop) { raw->heartbeat(stop); });
+      std::jthread([raw = node.get()](const std::stop_token& stop) { raw->heartbeat(stop); });
   return node;
 }
 
-void NodeRegistration::heartbeat(std::stop_token stop) {
+void NodeRegistration::heartbeat(const std::stop_token& stop) {
   std::unique_lock lock(mutex_);
   while (!wake_.wait_for(lock, stop, kRenewInterval, [] { return false; })) {
     if (stop.stop_requested()) return;

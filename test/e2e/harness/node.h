@@ -19,7 +19,7 @@ class NodeRegistration {
  public:
   // Registers Node `name` with InternalIP `address` and starts renewing its Lease every 10 s.
   static Result<std::unique_ptr<NodeRegistration>> create(kube::Client& client, std::string name,
-                                                          std::string address);
+                                                          const std::string& address);
 
   NodeRegistration(const NodeRegistration&) = delete;
   NodeRegistration& operator=(const NodeRegistration&) = delete;
@@ -34,7 +34,7 @@ class NodeRegistration {
  private:
   NodeRegistration(kube::Client& client, std::string name)
       : client_(client), name_(std::move(name)) {}
-  void heartbeat(std::stop_token stop);
+  void heartbeat(const std::stop_token& stop);
 
   kube::Client& client_;
   std::string name_;

@@ -71,7 +71,7 @@ const json* member(const json& object, std::string_view key) {
   return it == object.end() || it->is_null() ? nullptr : &*it;
 }
 
-std::string stringOr(const json& object, std::string_view key, std::string fallback = {}) {
+std::string stringOr(const json& object, std::string_view key, const std::string& fallback = {}) {
   const json* value = member(object, key);
   return value != nullptr && value->is_string() ? value->get<std::string>() : fallback;
 }
@@ -168,8 +168,10 @@ Result<std::vector<std::pair<std::string, std::string>>> containerEnv(const json
       const json* ref = member(*from, "fieldRef");
       if (ref == nullptr) {
         std::string kind = from->is_object() && !from->empty() ? from->begin().key() : "valueFrom";
-        return where.error(field + ".valueFrom." + kind,
-                           "the e2e harness resolves only fieldRef, not " + kind);
+        std::string at = field;
+        at += ".valueFrom.";
+        at += kind;
+        return where.error(at, "the e2e harness resolves only fieldRef, not " + kind);
       }
       auto resolved = fieldValue(pod, facts, stringOr(*ref, "fieldPath"), where,
                                  field + ".valueFrom.fieldRef.fieldPath");
@@ -289,6 +291,7 @@ Result<std::vector<int>> capabilitiesOf(const json& context, const Where& where)
   if (const json* privileged = member(context, "privileged");
       privileged != nullptr && privileged->is_boolean() && privileged->get<bool>()) {
     std::vector<int> all;
+    all.reserve(kCapabilities.size());
     for (const auto& [name, number] : kCapabilities) all.push_back(number);
     return all;
   }

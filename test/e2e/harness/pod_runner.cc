@@ -262,12 +262,12 @@ Status RunningPod::start(std::chrono::milliseconds init_timeout) {
     std::lock_guard lock(mutex_);
     container.started = true;
   }
-  prober_ = std::jthread([this](std::stop_token stop) { proberLoop(stop); });
+  prober_ = std::jthread([this](const std::stop_token& stop) { proberLoop(stop); });
   writeStatus();
   return ok();
 }
 
-void RunningPod::proberLoop(std::stop_token stop) {
+void RunningPod::proberLoop(const std::stop_token& stop) {
   const auto begun = Clock::now();
   for (auto& container : containers_) {
     if (const auto& probe = container->plan->readiness_probe) {

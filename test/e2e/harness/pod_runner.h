@@ -96,7 +96,7 @@ class RunningPod {
   bool probe(const ContainerPlan& container, const ProbePlan& probe);
   // Waits for a native sidecar's startup probe, as kubelet does before the next init container.
   Status awaitStartup(const ContainerPlan& container, const ProbePlan& probe);
-  void proberLoop(std::stop_token stop);
+  void proberLoop(const std::stop_token& stop);
   // Writes the pod's status as kubelet would (a merge patch of the status subresource).
   void writeStatus();
   nlohmann::json statusObject();

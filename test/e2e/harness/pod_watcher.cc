@@ -22,7 +22,7 @@ Result<std::unique_ptr<PodWatcher>> PodWatcher::start(PodRunner& runner, kube::C
     std::lock_guard lock(raw->mutex_);
     raw->changed_.notify_all();
   };
-  watcher->thread_ = std::jthread([raw](std::stop_token stop) { raw->loop(stop); });
+  watcher->thread_ = std::jthread([raw](const std::stop_token& stop) { raw->loop(stop); });
   std::unique_lock lock(watcher->mutex_);
   watcher->changed_.wait(lock, [&] { return watcher->listed_; });
   return watcher;
@@ -34,7 +34,7 @@ PodWatcher::~PodWatcher() {
   if (thread_.joinable()) thread_.join();
 }
 
-void PodWatcher::loop(std::stop_token stop) {
+void PodWatcher::loop(const std::stop_token& stop) {
   kube::ListOptions list_options;
   list_options.label_selector = label_selector_;
   std::string version;

@@ -52,7 +52,7 @@ class PodWatcher {
         label_selector_(std::move(label_selector)),
         options_(std::move(options)) {}
 
-  void loop(std::stop_token stop);
+  void loop(const std::stop_token& stop);
   // Acts on the latest state of one pod; `deleted` when the API no longer has it.
   void handle(const nlohmann::json& pod, bool deleted);
   void stopPod(const std::string& name);

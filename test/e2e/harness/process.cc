@@ -400,7 +400,7 @@ Result<CommandOutput> runTool(const std::vector<std::string>& argv,
   spec.gid = ::getegid();
   std::vector<gid_t> groups(static_cast<size_t>(std::max(::getgroups(0, nullptr), 0)));
   if (!groups.empty())
-    groups.resize(static_cast<size_t>(::getgroups(groups.size(), groups.data())));
+    groups.resize(static_cast<size_t>(::getgroups(static_cast<int>(groups.size()), groups.data())));
   spec.groups.assign(groups.begin(), groups.end());
   char cwd[4096];
   spec.cwd = ::getcwd(cwd, sizeof(cwd)) != nullptr ? cwd : "/";
