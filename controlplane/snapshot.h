@@ -36,6 +36,9 @@
 //   only DryRun                    none: everything admitted         all allowlists' callers
 //   only Enforce                   Enforce allowlists' callers       none
 //   Enforce and DryRun             Enforce allowlists' callers       all allowlists' callers
+// DryRun denials are counted, never enforced, in http.inbound_<port>.rbac.dry_run.shadow_denied
+// (HTTP ports) or inbound_<port>.rbac.dry_run.shadow_denied (TCP ports, inbound_passthrough);
+// enforced denials in the same names without "dry_run." (403 for HTTP, connection closed for TCP).
 // On each port only callers of allowlists whose `ports` include it (or are empty) count, so a
 // port no allowlist lists admits nobody once the pod is fenced. Callers: `service` -> the pod
 // IPs of pods with that identity label in the caller's namespace; `namespaceSelector` -> the pod

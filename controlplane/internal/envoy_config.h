@@ -86,14 +86,16 @@ json cidrExceptPrincipal(const std::string& cidr, const std::vector<std::string>
 using RbacPolicies = std::map<std::string, std::vector<json>>;
 
 // The RBAC filter entry for TCP (network) or HTTP. `rules` enforced when set; `shadow` only
-// logged and counted (stats with the prefix "dry_run_") when set.
+// logged and counted (stats with kShadowStatPrefix) when set.
 json networkRbacFilter(const std::string& stat_prefix, const std::optional<RbacPolicies>& rules,
                        const std::optional<RbacPolicies>& shadow);
 json httpRbacFilter(const std::optional<RbacPolicies>& rules,
                     const std::optional<RbacPolicies>& shadow);
 
-// The prefix of the shadow rules' stats (dry_run_shadow_allowed, dry_run_shadow_denied).
-inline constexpr const char* kShadowStatPrefix = "dry_run_";
+// The prefix of the shadow rules' stats. Envoy puts dots around it: a DryRun denial counts in
+// http.inbound_<port>.rbac.dry_run.shadow_denied (HTTP ports) or
+// inbound_<port>.rbac.dry_run.shadow_denied (TCP ports, and inbound_passthrough).
+inline constexpr const char* kShadowStatPrefix = "dry_run";
 
 // A filter chain: `filters` for connections matched by `match` (an empty object matches all).
 json filterChain(const std::string& name, json match, json filters);

@@ -325,7 +325,7 @@ TEST(SnapshotTest, DryRunShadowsAndNeverDenies) {
   EXPECT_FALSE(rbac.contains("rules"));
   EXPECT_EQ(policyAddresses(rbac["shadow_rules"]),
             (Policies{{"allowlist/web", {"10.244.1.30/32"}}}));
-  EXPECT_EQ(rbac["shadow_rules_stat_prefix"], "dry_run_");
+  EXPECT_EQ(rbac["shadow_rules_stat_prefix"], "dry_run");
   json tcp = rbacOf(chain(listener, "inbound|5432"));
   EXPECT_FALSE(tcp.contains("rules"));
   EXPECT_EQ(policyAddresses(tcp["shadow_rules"]),
