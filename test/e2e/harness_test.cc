@@ -182,6 +182,44 @@ TEST_F(HarnessTest, StopsAPodCompletely) {
   EXPECT_EQ(json::parse(answer->body)["pod"], "b");
 }
 
+// Tests that pods reach each other on the test network and nothing else: no route leads out of
+// it, and its router forwards nothing.
+TEST_F(HarnessTest, KeepsTrafficInsideTheTestNetwork) {
+  auto first = runner_->run(pod(
+      "first", {{"containers", json::array({echoContainer("app", {"--name=a", "--port=8080"})})}}));
+  ASSERT_TRUE(first) << first.error().describe();
+  auto second = runner_->run(
+      pod("second",
+          {{"containers", json::array({echoContainer("app", {"--name=b", "--port=8080"})})}}));
+  ASSERT_TRUE(second) << second.error().describe();
+  ASSERT_TRUE((*second)->waitReady(std::chrono::seconds(10)));
+  auto answer = (*first)->http((*second)->ip(), 8080, HttpRequest{});
+  ASSERT_TRUE(answer) << answer.error().describe();
+  EXPECT_EQ(json::parse(answer->body)["pod"], "b");
+
+  // An address of the documentation range, outside the test network: unreachable, not merely
+  // unanswered.
+  auto outside = (*first)->http("192.0.2.1", 80, HttpRequest{}, std::chrono::seconds(2));
+  ASSERT_FALSE(outside);
+  EXPECT_THAT(outside.error().message, HasSubstr("Network is unreachable"));
+  auto routes = (*first)->exec({"ip", "-4", "route", "show"});
+  ASSERT_TRUE(routes) << routes.error().describe();
+  EXPECT_EQ(
+      routes->stdout_text,
+      "198.18.0.0/15 via " +
+          runner_->network().nodeAddress().substr(0, runner_->network().nodeAddress().rfind('.')) +
+          ".254 dev eth0 \n" + runner_->network().subnet() +
+          " dev eth0 proto kernel scope link src " + (*first)->ip() + " \n");
+  auto forwarding = runner_->network().router().run([] {
+    std::ifstream file("/proc/sys/net/ipv4/ip_forward");
+    std::string value;
+    file >> value;
+    return value;
+  });
+  ASSERT_TRUE(forwarding) << forwarding.error().describe();
+  EXPECT_EQ(*forwarding, "0");
+}
+
 // Tests that the leftovers of a run that died (here: a namespace named after a process that has
 // ended, with a process still inside) are found and removed by the next run's sweep.
 TEST(SweepTest, RemovesLeftoversOfDeadRuns) {

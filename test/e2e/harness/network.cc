@@ -88,9 +88,22 @@ Status TestNetwork::build(int index) {
   router_ = std::move(*router);
   const std::string& router_ns = router_->name();
   // A new namespace inherits the root namespace's IPv4 forwarding; the router must not forward.
-  Status forwarding = run({"ip", "netns", "exec", router_ns, "sysctl", "-q", "-w",
-                           "net.ipv4.ip_forward=0", "net.ipv6.conf.all.forwarding=0"});
-  if (!forwarding) return forwarding;
+  // /proc/sys/net shows the namespace of the thread that opens it.
+  auto forwarding = router_->run([] {
+    for (const char* path :
+         {"/proc/sys/net/ipv4/ip_forward", "/proc/sys/net/ipv6/conf/all/forwarding"}) {
+      std::ofstream file(path);
+      file << "0\n";
+      file.flush();
+      if (!file) return std::string(path);
+    }
+    return std::string();
+  });
+  if (!forwarding) return makeError(std::move(forwarding.error()));
+  if (!forwarding->empty()) {
+    return makeError(ErrorCode::kIo,
+                     "turning forwarding off in the router: cannot write " + *forwarding);
+  }
   for (const std::vector<std::string>& step : std::vector<std::vector<std::string>>{
            {"ip", "-n", router_ns, "link", "add", "br0", "type", "bridge"},
            {"ip", "-n", router_ns, "addr", "add", base + std::to_string(kRouterHost) + "/24", "dev",

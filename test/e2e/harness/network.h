@@ -72,6 +72,8 @@ class TestNetwork {
   std::string subnet() const;
   // The root-namespace end of the node link ("pke2e-<n>").
   const std::string& nodeLink() const { return node_link_; }
+  // The router namespace that holds the bridge.
+  const NetworkNamespace& router() const { return *router_; }
 
   // Takes the lowest free pod address, for a test that must know an address before it creates
   // the pod (an exclusion CIDR). Pass it to attach(); kUnavailable when all 250 are taken.
