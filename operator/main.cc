@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <exception>
 #include <iostream>
 #include <memory>
@@ -20,6 +21,7 @@
 #include "kube/config.h"
 #include "kube/curl_transport.h"
 #include "operator/backend.h"
+#include "operator/cert_manager.h"
 #include "operator/controller.h"
 #include "operator/options.h"
 
@@ -34,6 +36,18 @@ std::string defaultIdentity() {
     return "picket-operator_" + std::to_string(getpid());
   }
   return std::string(host) + "_" + std::to_string(getpid());
+}
+
+// The webhook certificate manager's options from the command line (--webhook-*).
+picket::op::CertManagerOptions certManagerOptions(const picket::op::OperatorOptions& options) {
+  picket::op::CertManagerOptions certs;
+  certs.secret_namespace = options.webhook_secret_namespace;
+  certs.secret_name = options.webhook_secret_name;
+  certs.webhook_config = options.webhook_config;
+  certs.service = options.webhook_service;
+  certs.cluster_domain = options.cluster_domain;
+  certs.check_period = std::chrono::seconds(options.cert_check_period_seconds);
+  return certs;
 }
 
 int run(const std::vector<std::string>& args, const sigset_t& signals) {
@@ -111,6 +125,27 @@ int run(const std::vector<std::string>& args, const sigset_t& signals) {
       stop.request_stop();
     }
   }).detach();
+
+  // Webhook certificates (selfSigned mode): a thread that checks them while this replica leads.
+  // Declared after the controller, so it is stopped and joined before the controller goes.
+  std::unique_ptr<op::CertManager> certificates;
+  std::jthread certificate_thread;
+  if (options->manageWebhookCertificates()) {
+    op::CertManagerOptions certificate_options = certManagerOptions(*options);
+    if (Status valid = op::validateCertManagerOptions(certificate_options); !valid) {
+      std::cerr << "picket-operator: --" << valid.error().message << "\n";
+      return kExitUsage;
+    }
+    certificates = std::make_unique<op::CertManager>(client, kube::realClock(),
+                                                     std::move(certificate_options));
+    LOG(INFO) << "managing the webhook certificates in " << options->webhook_secret_namespace << "/"
+              << options->webhook_secret_name << " for MutatingWebhookConfiguration "
+              << options->webhook_config;
+    op::Controller* leader = controller->get();
+    certificate_thread = std::jthread([&certificates, leader](const std::stop_token& token) {
+      certificates->run(token, [leader] { return leader->leading(); });
+    });
+  }
 
   Status outcome = (*controller)->run(stop.get_token());
   if (!outcome) {

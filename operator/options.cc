@@ -38,6 +38,20 @@ bool isDnsLabel(std::string_view text) {
   return text.front() != '-' && text.back() != '-';
 }
 
+// A DNS-1123 subdomain: what Secret and webhook configuration names must be.
+bool isDnsSubdomain(std::string_view text) {
+  if (text.empty() || text.size() > 253) return false;
+  size_t start = 0;
+  while (true) {
+    const size_t dot = text.find('.', start);
+    const std::string_view label =
+        text.substr(start, dot == std::string_view::npos ? dot : dot - start);
+    if (!isDnsLabel(label)) return false;
+    if (dot == std::string_view::npos) return true;
+    start = dot + 1;
+  }
+}
+
 }  // namespace
 
 Status parseListenAddress(std::string_view text, std::string& host, uint16_t& port) {
@@ -64,8 +78,10 @@ Result<OperatorOptions> parseOperatorOptions(const std::vector<std::string>& arg
   OperatorOptions options;
   // Flags that take a value, and the boolean ones.
   static const std::vector<std::string_view> kValued = {
-      "kubeconfig", "context",      "backend", "config",   "namespace",
-      "lease-name", "metrics-addr", "workers", "identity", "watch-namespace"};
+      "kubeconfig", "context", "backend", "config", "namespace", "lease-name", "metrics-addr",
+      "workers", "identity", "watch-namespace",
+      // The webhook certificate manager.
+      "webhook-secret", "webhook-config", "webhook-service", "cluster-domain", "cert-check-period"};
   static const std::vector<std::string_view> kBoolean = {"leader-elect", "help", "version"};
 
   for (size_t i = 0; i < args.size(); ++i) {
@@ -142,7 +158,41 @@ Result<OperatorOptions> parseOperatorOptions(const std::vector<std::string>& arg
                        "and in Events)");
       }
       options.identity = text;
+    } else if (name == "webhook-secret") {
+      const size_t slash = text.find('/');
+      if (slash == std::string::npos || !isDnsLabel(text.substr(0, slash)) ||
+          !isDnsSubdomain(text.substr(slash + 1))) {
+        return invalid(name, "\"" + text + "\" is not NAMESPACE/NAME of a Secret");
+      }
+      options.webhook_secret_namespace = text.substr(0, slash);
+      options.webhook_secret_name = text.substr(slash + 1);
+    } else if (name == "webhook-config") {
+      if (!isDnsSubdomain(text)) {
+        return invalid(name, "\"" + text + "\" is not a MutatingWebhookConfiguration name");
+      }
+      options.webhook_config = text;
+    } else if (name == "webhook-service") {
+      if (!isDnsLabel(text)) return invalid(name, "\"" + text + "\" is not a Service name");
+      options.webhook_service = text;
+    } else if (name == "cluster-domain") {
+      if (!isDnsSubdomain(text)) return invalid(name, "\"" + text + "\" is not a DNS domain");
+      options.cluster_domain = text;
+    } else if (name == "cert-check-period") {
+      auto number = parseNumber(text);
+      if (!number || *number < 1 || *number > 86400) {
+        return invalid(name, "\"" + text + "\" is not a number of seconds from 1 to 86400");
+      }
+      options.cert_check_period_seconds = *number;
     }
+  }
+  // The certificate manager needs all three; one or two alone is a mistake, not a choice.
+  const int webhook_flags = static_cast<int>(!options.webhook_secret_name.empty()) +
+                            static_cast<int>(!options.webhook_config.empty()) +
+                            static_cast<int>(!options.webhook_service.empty());
+  if (webhook_flags != 0 && webhook_flags != 3) {
+    return makeError(ErrorCode::kInvalidArgument,
+                     "--webhook-secret, --webhook-config and --webhook-service go together: give "
+                     "all three to manage the webhook's certificates, or none");
   }
   return options;
 }
@@ -167,6 +217,15 @@ Flags:
   --workers N              namespaces reconciled at once, 1-64 (default: 2)
   --identity NAME          this replica's name in the Lease and Events (default: hostname_pid)
   --watch-namespace NS     reconcile only this namespace's allowlists (default: all)
+  --webhook-secret NS/NAME the webhook's certificate Secret; with --webhook-config and
+                           --webhook-service the leader keeps a self-signed CA and a serving
+                           certificate in it (ca.crt, ca.key, tls.crt, tls.key), renews them
+                           before expiry and writes ca.crt into every webhook's caBundle
+  --webhook-config NAME    the MutatingWebhookConfiguration whose caBundle it sets
+  --webhook-service NAME   the webhook's Service (in the Secret's namespace); the certificate
+                           names NAME, NAME.NS, NAME.NS.svc and NAME.NS.svc.DOMAIN
+  --cluster-domain DOMAIN  the cluster's DNS domain (default: cluster.local)
+  --cert-check-period N    seconds between certificate checks, 1-86400 (default: 600)
   --help                   print this help
   --version                print the version
 

@@ -39,6 +39,22 @@ struct OperatorOptions {
   std::string identity;
   // --watch-namespace: reconcile only the allowlists of this namespace (empty: all).
   std::string watch_namespace;
+  // The webhook certificate manager (the chart's certificates.mode=selfSigned), on when
+  // --webhook-secret, --webhook-config and --webhook-service are given (all three or none):
+  // --webhook-secret NAMESPACE/NAME: the Secret holding the webhook's CA and serving certificate.
+  std::string webhook_secret_namespace;
+  std::string webhook_secret_name;
+  // --webhook-config NAME: the MutatingWebhookConfiguration whose caBundle it keeps.
+  std::string webhook_config;
+  // --webhook-service NAME: the webhook's Service (in the Secret's namespace), whose DNS names
+  // the certificate carries.
+  std::string webhook_service;
+  // --cluster-domain: the cluster's DNS domain, for <service>.<namespace>.svc.<domain>.
+  std::string cluster_domain = "cluster.local";
+  // --cert-check-period SECONDS (1-86400): how often the leader checks the certificates.
+  int cert_check_period_seconds = 600;
+  // True when the webhook certificate manager should run.
+  bool manageWebhookCertificates() const { return !webhook_secret_name.empty(); }
   // --help / --version: print and exit.
   bool help = false;
   bool version = false;

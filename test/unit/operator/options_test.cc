@@ -28,6 +28,52 @@ TEST(OperatorOptionsTest, DefaultsWithoutFlags) {
   EXPECT_TRUE(options->watch_namespace.empty());
 }
 
+// Tests that the webhook certificate flags are read, and that the manager is off without them.
+TEST(OperatorOptionsTest, ReadsWebhookCertificateFlags) {
+  auto none = parseOperatorOptions({});
+  ASSERT_TRUE(none) << none.error().describe();
+  EXPECT_FALSE(none->manageWebhookCertificates());
+  EXPECT_EQ(none->cluster_domain, "cluster.local");
+  EXPECT_EQ(none->cert_check_period_seconds, 600);
+
+  auto options = parseOperatorOptions({"--webhook-secret", "picket-system/picket-webhook-tls",
+                                       "--webhook-config=picket.webhook", "--webhook-service",
+                                       "picket-webhook", "--cluster-domain=corp.example",
+                                       "--cert-check-period", "30"});
+  ASSERT_TRUE(options) << options.error().describe();
+  EXPECT_TRUE(options->manageWebhookCertificates());
+  EXPECT_EQ(options->webhook_secret_namespace, "picket-system");
+  EXPECT_EQ(options->webhook_secret_name, "picket-webhook-tls");
+  EXPECT_EQ(options->webhook_config, "picket.webhook");
+  EXPECT_EQ(options->webhook_service, "picket-webhook");
+  EXPECT_EQ(options->cluster_domain, "corp.example");
+  EXPECT_EQ(options->cert_check_period_seconds, 30);
+}
+
+// Tests that bad webhook certificate flags, or some without the others, are refused by name.
+TEST(OperatorOptionsTest, RefusesBadWebhookCertificateFlags) {
+  const std::vector<std::string> complete = {"--webhook-config", "hook", "--webhook-service",
+                                             "svc"};
+  auto with = [&](std::vector<std::string> args) {
+    args.insert(args.end(), complete.begin(), complete.end());
+    return parseOperatorOptions(args);
+  };
+  auto no_namespace = with({"--webhook-secret", "tls"});
+  ASSERT_FALSE(no_namespace);
+  EXPECT_THAT(no_namespace.error().message,
+              HasSubstr("--webhook-secret: \"tls\" is not NAMESPACE/NAME of a Secret"));
+  EXPECT_FALSE(with({"--webhook-secret", "ns/Bad_Name"}));
+  EXPECT_FALSE(with({"--webhook-secret", "ns/tls", "--webhook-service", "a.b"}));
+  auto period = with({"--webhook-secret", "ns/tls", "--cert-check-period", "0"});
+  ASSERT_FALSE(period);
+  EXPECT_THAT(period.error().message, HasSubstr("--cert-check-period: \"0\""));
+  EXPECT_FALSE(with({"--webhook-secret", "ns/tls", "--cluster-domain", "-bad"}));
+
+  auto partial = parseOperatorOptions({"--webhook-secret", "ns/tls"});
+  ASSERT_FALSE(partial);
+  EXPECT_THAT(partial.error().message, HasSubstr("go together"));
+}
+
 // Tests that every flag is read, in both spellings.
 TEST(OperatorOptionsTest, ReadsEveryFlag) {
   auto options = parseOperatorOptions({"--kubeconfig", "/k", "--context=dev", "--backend",
