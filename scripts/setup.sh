@@ -84,6 +84,8 @@ version=$("$root/scripts/envoy" --version) || die "envoy --version failed"
 say "envoy --version: $(printf '%s\n' "$version" | grep -m1 -o 'version: .*' || printf '%s' "$version")"
 
 # --- The local Kubernetes control plane ---------------------------------------------------------
+# Go's own tarball install is often missing from a non-login shell's PATH.
+command -v go >/dev/null || [ ! -x /usr/local/go/bin/go ] || export PATH="$PATH:/usr/local/go/bin"
 command -v go >/dev/null ||
   die "Go is not installed; it is needed to build the local Kubernetes control plane (see test/cluster/go.mod for the version)"
 say "$(go version)"
