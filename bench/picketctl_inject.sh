@@ -6,13 +6,13 @@
 # every one of them, then times `picketctl inject -f FILE --config CONFIG` with hyperfine, or,
 # without hyperfine, with Python's monotonic clock over RUNS runs. Also prints the peak resident
 # memory of one run (/usr/bin/time, when installed). Prints figures; never fails on them.
-# Usage: bench/picketctl_inject.sh [BUILD_DIR]   (environment: PODS=1000 RUNS=10)
+# Usage: bench/picketctl_inject.sh [BUILD_DIR]   (environment: PODS=1000 RUNS=5)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-build}
 [[ $build = /* ]] || build=$root/$build
 pods=${PODS:-1000}
-runs=${RUNS:-10}
+runs=${RUNS:-5}
 picketctl=$build/bin/picketctl
 config=$root/test/fixtures/webhook/config.yaml
 
@@ -49,7 +49,7 @@ fi
 
 command=("$picketctl" inject -f "$manifest" --config "$config")
 if command -v hyperfine >/dev/null; then
-  hyperfine --style basic --warmup 2 --runs "$runs" --output=null "${command[*]}"
+  hyperfine --style basic --warmup 1 --runs "$runs" --output=null "${command[*]}"
 else
   python3 - "$runs" "${command[@]}" <<'EOF'
 import statistics, subprocess, sys, time

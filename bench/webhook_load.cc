@@ -1,0 +1,617 @@
+// webhook_load: picket-webhook as a process, under load over TLS with keep-alive, from a load
+// generator on the same machine.
+//
+// Starts build/bin/picket-webhook on 127.0.0.1 with a fresh self-signed certificate (openssl CLI),
+// the unit tests' injector config, and a kubeconfig pointing at a stand-in API server in this
+// process that lists one namespace, "shop", labelled picket.dev/inject=enabled (its watch is
+// held open). Then POSTs AdmissionReviews for the realistic pod of test/fixtures/webhook to
+// /mutate:
+//   (a) closed loop: N connections, each sending its next review as soon as the last is answered,
+//       for a fixed time; prints reviews/s (the most the webhook serves with this client);
+//   (b) open loop: reviews due at a fixed rate, spread over a pool of connections; latency is
+//       counted from the moment a review was due, not from when a connection was free to send it,
+//       so a stall is charged to every review it delays (no coordinated omission). Prints p50,
+//       p99, p99.9, max and errors.
+// Then prints the webhook's resident memory (VmRSS, VmHWM from /proc/<pid>/status) and the CPU
+// time it used. An answer counts as an error unless it is 200 with a JSON patch for the request's
+// uid. Prints figures; never fails on them. Exits 1 if the webhook cannot be started.
+//
+// Usage: webhook_load [--webhook=PATH] [--connections=16] [--seconds=5] [--rate=1000]
+//                     [--open-seconds=10] [--pool=32]
+
+// clang-format off
+// Boost 1.74's asio/awaitable.hpp uses std::exchange without including <utility>: first.
+#include <utility>
+// clang-format on
+
+#include <fcntl.h>
+#include <glog/logging.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "common/http_server.h"
+
+namespace picket::bench {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bh = beast::http;
+namespace fs = std::filesystem;
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+using tcp = asio::ip::tcp;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+
+constexpr std::chrono::seconds kIoTimeout{10};
+constexpr std::string_view kUid = "6c1e0b6e-2f3a-4d5b-9c8d-7e6f5a4b3c2d";
+
+struct Options {
+  std::string webhook = PICKET_WEBHOOK_BIN;
+  int connections = 16;
+  int seconds = 5;
+  int rate = 1000;
+  int open_seconds = 10;
+  int pool = 32;
+};
+
+bool parseOptions(int argc, char** argv, Options& options) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg.rfind("--webhook=", 0) == 0) {
+      options.webhook = std::string(arg.substr(10));
+      continue;
+    }
+    bool matched = false;
+    for (auto [name, field] : {std::pair{"--connections=", &options.connections},
+                               {"--seconds=", &options.seconds},
+                               {"--rate=", &options.rate},
+                               {"--open-seconds=", &options.open_seconds},
+                               {"--pool=", &options.pool}}) {
+      const std::string_view prefix = name;
+      if (arg.rfind(prefix, 0) != 0) continue;
+      char* end = nullptr;
+      const long value = std::strtol(argv[i] + prefix.size(), &end, 10);
+      if (*end != '\0' || value < 1 || value > 1000000) {
+        std::cerr << "webhook_load: " << prefix << " needs an integer from 1 to 1000000, not \""
+                  << arg.substr(prefix.size()) << "\"\n";
+        return false;
+      }
+      *field = static_cast<int>(value);
+      matched = true;
+    }
+    if (!matched) {
+      std::cerr << "webhook_load: unknown argument \"" << arg << "\"\n"
+                << "usage: webhook_load [--webhook=PATH] [--connections=N] [--seconds=N] "
+                   "[--rate=N] [--open-seconds=N] [--pool=N]\n";
+      return false;
+    }
+  }
+  return true;
+}
+
+std::string readFile(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+void writeFile(const fs::path& path, std::string_view text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << text;
+}
+
+// The AdmissionReview the API server sends for the creation of the realistic pod (compact JSON,
+// as the API server writes it).
+std::string reviewBody() {
+  json pod = json::parse(
+      readFile(fs::path(PICKET_SOURCE_DIR) / "test/fixtures/webhook/pod_realistic.json"));
+  json review = {{"apiVersion", "admission.k8s.io/v1"},
+                 {"kind", "AdmissionReview"},
+                 {"request",
+                  {{"uid", kUid},
+                   {"kind", {{"group", ""}, {"version", "v1"}, {"kind", "Pod"}}},
+                   {"resource", {{"group", ""}, {"version", "v1"}, {"resource", "pods"}}},
+                   {"requestKind", {{"group", ""}, {"version", "v1"}, {"kind", "Pod"}}},
+                   {"requestResource", {{"group", ""}, {"version", "v1"}, {"resource", "pods"}}},
+                   {"namespace", "shop"},
+                   {"operation", "CREATE"},
+                   {"userInfo",
+                    {{"username", "system:serviceaccount:kube-system:replicaset-controller"},
+                     {"groups", {"system:serviceaccounts", "system:authenticated"}}}},
+                   {"object", std::move(pod)},
+                   {"oldObject", nullptr},
+                   {"dryRun", false},
+                   {"options", {{"apiVersion", "meta.k8s.io/v1"}, {"kind", "CreateOptions"}}}}}};
+  return review.dump();
+}
+
+// The stand-in for the API server: what picket-webhook's namespace informer and event recorder
+// ask for. The watch is held open until the server stops, as a quiet cluster's would be.
+class FakeApiServer {
+ public:
+  bool start() {
+    namespace_ = {{"apiVersion", "v1"},
+                  {"kind", "Namespace"},
+                  {"metadata",
+                   {{"name", "shop"},
+                    {"uid", "0d7c4a2e-1b3f-4e5d-8a9b-0c1d2e3f4a5b"},
+                    {"resourceVersion", "7"},
+                    {"labels", {{"picket.dev/inject", "enabled"}}}}}};
+    http::Router router;
+    Status routed = router.add("GET", "/api/v1/namespaces", [this](auto request, auto responder) {
+      if (request.query.find("watch=") != std::string::npos) {
+        std::lock_guard lock(mutex_);
+        held_watches_.push_back(std::move(responder));
+        return;
+      }
+      json list = {{"apiVersion", "v1"},
+                   {"kind", "NamespaceList"},
+                   {"metadata", {{"resourceVersion", "7"}}},
+                   {"items", json::array({namespace_})}};
+      responder.send(http::Response::json(200, list.dump()));
+    });
+    if (routed) {
+      routed = router.add("GET", "/api/v1/namespaces/shop", [this](auto, auto responder) {
+        responder.send(http::Response::json(200, namespace_.dump()));
+      });
+    }
+    if (routed) {
+      // Events about the pods (none are expected for the realistic pod): accepted and dropped.
+      routed = router.add("POST", "/apis/events.k8s.io/v1/namespaces/shop/events",
+                          [](auto request, auto responder) {
+                            responder.send(http::Response::json(201, std::move(request.body)));
+                          });
+    }
+    if (!routed) {
+      std::cerr << "webhook_load: " << routed.error().describe() << "\n";
+      return false;
+    }
+    http::ServerOptions options;
+    options.name = "fake-apiserver";
+    options.bind_address = "127.0.0.1";
+    options.threads = 1;
+    auto server = http::Server::start(options, router);
+    if (!server) {
+      std::cerr << "webhook_load: stand-in API server: " << server.error().describe() << "\n";
+      return false;
+    }
+    server_ = std::move(*server);
+    return true;
+  }
+
+  std::uint16_t port() const { return server_->port(); }
+
+  void stop() {
+    if (server_) server_->stop();
+    std::lock_guard lock(mutex_);
+    held_watches_.clear();
+  }
+
+ private:
+  json namespace_;
+  std::mutex mutex_;
+  std::vector<http::Responder> held_watches_;
+  std::unique_ptr<http::Server> server_;
+};
+
+// A port free right now on 127.0.0.1, for the webhook's --listen.
+std::uint16_t freePort() {
+  asio::io_context io;
+  tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  return acceptor.local_endpoint().port();
+}
+
+// picket-webhook as a child process, its output in `log`.
+class WebhookProcess {
+ public:
+  bool start(const std::string& binary, const std::vector<std::string>& args, const fs::path& log) {
+    std::vector<char*> argv;
+    argv.push_back(const_cast<char*>(binary.c_str()));
+    for (const std::string& arg : args) argv.push_back(const_cast<char*>(arg.c_str()));
+    argv.push_back(nullptr);
+    const int log_fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (log_fd < 0) return false;
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::dup2(log_fd, STDOUT_FILENO);
+      ::dup2(log_fd, STDERR_FILENO);
+      ::execv(binary.c_str(), argv.data());
+      _exit(127);
+    }
+    ::close(log_fd);
+    return pid_ > 0;
+  }
+
+  bool running() {
+    if (pid_ <= 0) return false;
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return false;
+    }
+    return true;
+  }
+
+  pid_t pid() const { return pid_; }
+
+  void stop() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGTERM);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+  }
+
+  ~WebhookProcess() { stop(); }
+
+ private:
+  pid_t pid_ = -1;
+};
+
+// One line of /proc/<pid>/status ("VmRSS:\t  31240 kB" -> "31240 kB").
+std::string procStatusField(pid_t pid, std::string_view field) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(std::string(field) + ":", 0) == 0) {
+      const std::size_t start = line.find_first_not_of(" \t", field.size() + 1);
+      return start == std::string::npos ? "" : line.substr(start);
+    }
+  }
+  return "?";
+}
+
+// User plus system CPU time of `pid`, in seconds (/proc/<pid>/stat fields 14 and 15).
+double processCpuSeconds(pid_t pid) {
+  std::string stat = readFile("/proc/" + std::to_string(pid) + "/stat");
+  // The command name (field 2) may hold spaces; the fields after it start past its ')'.
+  const std::size_t close = stat.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::istringstream fields(stat.substr(close + 2));
+  std::string field;
+  unsigned long long utime = 0, stime = 0;
+  for (int index = 3; fields >> field; ++index) {
+    if (index == 14) utime = std::stoull(field);
+    if (index == 15) {
+      stime = std::stoull(field);
+      break;
+    }
+  }
+  return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+// One keep-alive TLS connection to the webhook.
+class Connection {
+ public:
+  Connection(asio::io_context& io, asio::ssl::context& tls) : stream_(io, tls) {}
+
+  asio::awaitable<bool> connect(tcp::endpoint endpoint) {
+    beast::error_code error;
+    beast::get_lowest_layer(stream_).expires_after(kIoTimeout);
+    co_await beast::get_lowest_layer(stream_).async_connect(
+        endpoint, asio::redirect_error(asio::use_awaitable, error));
+    if (error) co_return false;
+    beast::get_lowest_layer(stream_).socket().set_option(tcp::no_delay(true));
+    co_await stream_.async_handshake(asio::ssl::stream_base::client,
+                                     asio::redirect_error(asio::use_awaitable, error));
+    co_return !error;
+  }
+
+  // Sends `request` and reads the answer into `response`; false on a connection error (the
+  // connection is then unusable).
+  asio::awaitable<bool> exchange(bh::request<bh::string_body>& request,
+                                 bh::response<bh::string_body>& response) {
+    beast::error_code error;
+    // A webhook that stops answering shows up as errors rather than a hung benchmark.
+    beast::get_lowest_layer(stream_).expires_after(kIoTimeout);
+    co_await bh::async_write(stream_, request, asio::redirect_error(asio::use_awaitable, error));
+    if (error) co_return false;
+    response = {};
+    co_await bh::async_read(stream_, buffer_, response,
+                            asio::redirect_error(asio::use_awaitable, error));
+    co_return !error;
+  }
+
+ private:
+  TlsStream stream_;
+  beast::flat_buffer buffer_;
+};
+
+// True for the answer to kUid's review that injects: 200 with a JSONPatch.
+bool isInjection(const bh::response<bh::string_body>& response) {
+  if (response.result_int() != 200) return false;
+  const std::string& body = response.body();
+  return body.find(kUid) != std::string::npos &&
+         body.find("\"patchType\":\"JSONPatch\"") != std::string::npos;
+}
+
+bh::request<bh::string_body> mutateRequest(const std::string& body) {
+  bh::request<bh::string_body> request{bh::verb::post, "/mutate", 11};
+  request.set(bh::field::host, "127.0.0.1");
+  request.set(bh::field::content_type, "application/json");
+  request.set(bh::field::accept, "application/json");
+  request.keep_alive(true);
+  request.body() = body;
+  request.prepare_payload();
+  return request;
+}
+
+struct Tally {
+  std::vector<double> latencies_us;
+  long errors = 0;
+  long connect_failures = 0;
+};
+
+double percentile(const std::vector<double>& sorted, double p) {
+  if (sorted.empty()) return 0;
+  const std::size_t rank = static_cast<std::size_t>(p / 100.0 * static_cast<double>(sorted.size()));
+  return sorted[std::min(rank, sorted.size() - 1)];
+}
+
+void printLatencies(Tally& tally) {
+  std::sort(tally.latencies_us.begin(), tally.latencies_us.end());
+  const auto& l = tally.latencies_us;
+  std::printf("  latency: p50 %.0f us, p99 %.0f us, p99.9 %.0f us, max %.0f us\n",
+              percentile(l, 50), percentile(l, 99), percentile(l, 99.9), l.empty() ? 0 : l.back());
+  std::printf(
+      "  errors: %ld (answers that were not an injection, or connection errors), "
+      "connections that failed to open: %ld\n",
+      tally.errors, tally.connect_failures);
+}
+
+// Closed loop: every connection sends its next review as soon as the last one is answered.
+asio::awaitable<void> closedLoopWorker(asio::io_context& io, asio::ssl::context& tls,
+                                       tcp::endpoint endpoint, const std::string& body,
+                                       Clock::time_point measure_from, Clock::time_point until,
+                                       Tally& tally, long& answered) {
+  auto request = mutateRequest(body);
+  bh::response<bh::string_body> response;
+  while (Clock::now() < until) {
+    Connection connection(io, tls);
+    if (!co_await connection.connect(endpoint)) {
+      ++tally.connect_failures;
+      co_return;
+    }
+    while (Clock::now() < until) {
+      const Clock::time_point sent = Clock::now();
+      const bool exchanged = co_await connection.exchange(request, response);
+      const Clock::time_point done = Clock::now();
+      if (sent >= measure_from) {
+        if (!exchanged || !isInjection(response)) ++tally.errors;
+        if (exchanged) {
+          ++answered;
+          tally.latencies_us.push_back(
+              std::chrono::duration<double, std::micro>(done - sent).count());
+        }
+      }
+      if (!exchanged) break;  // a new connection
+    }
+  }
+}
+
+// Open loop: review i is due at start + i * period; a connection takes the next due review as
+// soon as it is free, waits for its due time if that is still ahead, and the latency counts from
+// the due time, so time spent waiting for a free connection is included.
+asio::awaitable<void> openLoopWorker(asio::io_context& io, asio::ssl::context& tls,
+                                     tcp::endpoint endpoint, const std::string& body,
+                                     Clock::time_point start, Clock::duration period, long total,
+                                     long& next, Tally& tally) {
+  auto request = mutateRequest(body);
+  bh::response<bh::string_body> response;
+  asio::steady_timer timer(io);
+  std::optional<Connection> connection;
+  while (next < total) {
+    const long index = next++;
+    const Clock::time_point due = start + index * period;
+    if (due > Clock::now()) {
+      timer.expires_at(due);
+      co_await timer.async_wait(asio::use_awaitable);
+    }
+    if (!connection) {
+      connection.emplace(io, tls);
+      if (!co_await connection->connect(endpoint)) {
+        ++tally.connect_failures;
+        ++tally.errors;
+        connection.reset();
+        continue;
+      }
+    }
+    const bool exchanged = co_await connection->exchange(request, response);
+    const Clock::time_point done = Clock::now();
+    if (!exchanged || !isInjection(response)) ++tally.errors;
+    if (exchanged) {
+      tally.latencies_us.push_back(std::chrono::duration<double, std::micro>(done - due).count());
+    } else {
+      connection.reset();
+    }
+  }
+}
+
+// Polls GET /readyz until 200 (the webhook's namespace cache has synced), the process dies, or
+// 30 s pass.
+bool waitReady(WebhookProcess& webhook, asio::ssl::context& tls, tcp::endpoint endpoint) {
+  const Clock::time_point deadline = Clock::now() + std::chrono::seconds(30);
+  while (Clock::now() < deadline && webhook.running()) {
+    asio::io_context io;
+    bool ready = false;
+    asio::co_spawn(
+        io,
+        [&]() -> asio::awaitable<void> {
+          Connection connection(io, tls);
+          if (!co_await connection.connect(endpoint)) co_return;
+          bh::request<bh::string_body> request{bh::verb::get, "/readyz", 11};
+          request.set(bh::field::host, "127.0.0.1");
+          bh::response<bh::string_body> response;
+          ready = co_await connection.exchange(request, response) && response.result_int() == 200;
+        },
+        asio::detached);
+    io.run();
+    if (ready) return true;
+    // No event tells another process's readiness; poll at a short interval.
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return false;
+}
+
+int run(const Options& options) {
+  if (!fs::exists(options.webhook)) {
+    std::cerr << "webhook_load: no webhook binary at " << options.webhook
+              << " (build the picket-webhook target)\n";
+    return 1;
+  }
+  char dir_template[] = "/tmp/picket-webhook-load-XXXXXX";
+  if (::mkdtemp(dir_template) == nullptr) {
+    std::perror("webhook_load: mkdtemp");
+    return 1;
+  }
+  const fs::path dir = dir_template;
+  struct RemoveDir {
+    fs::path path;
+    ~RemoveDir() {
+      std::error_code ignored;
+      fs::remove_all(path, ignored);
+    }
+  } remove_dir{dir};
+
+  const fs::path cert = dir / "tls.crt", key = dir / "tls.key";
+  const std::string openssl =
+      "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 "
+      "-subj /CN=picket-webhook -addext subjectAltName=IP:127.0.0.1 -keyout " +
+      key.string() + " -out " + cert.string() + " 2>/dev/null";
+  if (std::system(openssl.c_str()) != 0) {
+    std::cerr << "webhook_load: the openssl CLI could not make a test certificate\n";
+    return 1;
+  }
+
+  FakeApiServer api;
+  if (!api.start()) return 1;
+  const fs::path kubeconfig = dir / "kubeconfig";
+  writeFile(kubeconfig,
+            "apiVersion: v1\nkind: Config\ncurrent-context: bench\n"
+            "clusters:\n- name: bench\n  cluster:\n    server: http://127.0.0.1:" +
+                std::to_string(api.port()) +
+                "\n"
+                "users:\n- name: bench\n  user:\n    token: bench\n"
+                "contexts:\n- name: bench\n  context:\n    cluster: bench\n"
+                "    user: bench\n");
+
+  const std::uint16_t port = freePort();
+  const fs::path log = dir / "webhook.log";
+  WebhookProcess webhook;
+  if (!webhook.start(
+          options.webhook,
+          {"--config=" + std::string(PICKET_SOURCE_DIR) + "/test/fixtures/webhook/config.yaml",
+           "--tls-cert=" + cert.string(), "--tls-key=" + key.string(),
+           "--listen=127.0.0.1:" + std::to_string(port), "--kubeconfig=" + kubeconfig.string()},
+          log)) {
+    std::cerr << "webhook_load: cannot start " << options.webhook << "\n";
+    return 1;
+  }
+
+  asio::ssl::context tls(asio::ssl::context::tls_client);
+  tls.load_verify_file(cert.string());
+  tls.set_verify_mode(asio::ssl::verify_peer);
+  tls.set_verify_callback(asio::ssl::host_name_verification("127.0.0.1"));
+  const tcp::endpoint endpoint(asio::ip::make_address("127.0.0.1"), port);
+  if (!waitReady(webhook, tls, endpoint)) {
+    std::cerr << "webhook_load: picket-webhook did not become ready; its log:\n" << readFile(log);
+    return 1;
+  }
+
+  const std::string body = reviewBody();
+  std::printf("picket-webhook pid %d on 127.0.0.1:%u (TLS, keep-alive); review %zu B\n",
+              static_cast<int>(webhook.pid()), static_cast<unsigned>(port), body.size());
+  const double cpu_before = processCpuSeconds(webhook.pid());
+
+  {
+    asio::io_context io;
+    Tally tally;
+    long answered = 0;
+    // One second of warm-up (connections, TLS handshakes, allocator) not counted.
+    const Clock::time_point measure_from = Clock::now() + std::chrono::seconds(1);
+    const Clock::time_point until = measure_from + std::chrono::seconds(options.seconds);
+    for (int i = 0; i < options.connections; ++i) {
+      asio::co_spawn(
+          io, closedLoopWorker(io, tls, endpoint, body, measure_from, until, tally, answered),
+          asio::detached);
+    }
+    io.run();
+    std::printf("(a) closed loop, %d connections, %d s (after 1 s warm-up), one client thread:\n",
+                options.connections, options.seconds);
+    std::printf("  throughput: %.0f reviews/s (%ld answered)\n",
+                static_cast<double>(answered) / options.seconds, answered);
+    printLatencies(tally);
+  }
+
+  {
+    asio::io_context io;
+    Tally tally;
+    const long total = static_cast<long>(options.rate) * options.open_seconds;
+    const Clock::duration period =
+        std::chrono::duration_cast<Clock::duration>(std::chrono::seconds(1)) / options.rate;
+    long next = 0;
+    const Clock::time_point start = Clock::now() + std::chrono::milliseconds(100);
+    for (int i = 0; i < options.pool; ++i) {
+      asio::co_spawn(io, openLoopWorker(io, tls, endpoint, body, start, period, total, next, tally),
+                     asio::detached);
+    }
+    io.run();
+    const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+    std::printf("(b) open loop, %d reviews/s for %d s over up to %d connections:\n", options.rate,
+                options.open_seconds, options.pool);
+    std::printf("  sent %ld in %.2f s (%.0f reviews/s achieved)\n", total, elapsed,
+                static_cast<double>(total) / elapsed);
+    printLatencies(tally);
+  }
+
+  const double cpu_used = processCpuSeconds(webhook.pid()) - cpu_before;
+  std::printf("webhook process after the runs: VmRSS %s, VmHWM (peak) %s, CPU time %.2f s\n",
+              procStatusField(webhook.pid(), "VmRSS").c_str(),
+              procStatusField(webhook.pid(), "VmHWM").c_str(), cpu_used);
+  webhook.stop();
+  api.stop();
+  return 0;
+}
+
+}  // namespace
+}  // namespace picket::bench
+
+int main(int argc, char** argv) {
+  // The stand-in API server logs through glog; only its warnings and errors are worth seeing.
+  google::InitGoogleLogging(argv[0]);
+  FLAGS_logtostderr = true;
+  FLAGS_minloglevel = google::GLOG_WARNING;
+  picket::bench::Options options;
+  if (!picket::bench::parseOptions(argc, argv, options)) return 2;
+  try {
+    return picket::bench::run(options);
+  } catch (const std::exception& e) {
+    std::cerr << "webhook_load: " << e.what() << "\n";
+    return 1;
+  }
+}
