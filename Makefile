@@ -35,3 +35,11 @@ clean:
 .PHONY: manifests
 manifests:
 	scripts/render-manifests.sh
+
+# Every libFuzzer target (test/fuzz) for FUZZ_SECONDS each, with AddressSanitizer and
+# UndefinedBehaviorSanitizer; prints the executions each reached. Builds only the fuzz targets.
+FUZZ_SECONDS ?= 600
+.PHONY: fuzz
+fuzz: configure
+	cmake --build $(BUILD_DIR) --target picket_fuzz
+	test/fuzz/run.sh $(BUILD_DIR) $(FUZZ_SECONDS)

@@ -7,12 +7,11 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 
+#include "test/fuzz/require.h"
 #include "webhook/admission.h"
 #include "webhook/config.h"
 
@@ -20,18 +19,12 @@ namespace {
 
 using nlohmann::json;
 using picket::Result;
+using picket::fuzz::require;
 using picket::webhook::Admission;
 using picket::webhook::AdmissionRequest;
 using picket::webhook::Config;
 using picket::webhook::NamespaceInfo;
 using picket::webhook::NamespaceLookup;
-
-// Reports a broken invariant the way libFuzzer expects a finding: a crash.
-void require(bool condition, const char* what) {
-  if (condition) return;
-  std::fprintf(stderr, "invariant broken: %s\n", what);
-  std::abort();
-}
 
 const Config& config() {
   static const Config parsed = [] {
