@@ -138,8 +138,19 @@ Result<ExecCredentialSource::Answer> ExecCredentialSource::run() const {
   if (!config_.cluster_info.is_null()) spec["cluster"] = config_.cluster_info;
   const nlohmann::json exec_info = {
       {"apiVersion", config_.api_version}, {"kind", "ExecCredential"}, {"spec", spec}};
+  std::string exec_info_text;
+  try {
+    exec_info_text = exec_info.dump();
+  } catch (const nlohmann::json::exception& e) {
+    // yaml-cpp does not check that the kubeconfig is UTF-8, and JSON text must be: a cluster
+    // setting with other bytes cannot be described to the plugin.
+    return fail(ErrorCode::kInvalidArgument,
+                std::string("the cluster settings it would get in KUBERNETES_EXEC_INFO are not "
+                            "valid UTF-8: ") +
+                    e.what());
+  }
   std::vector<std::string> env = config_.env;
-  env.push_back("KUBERNETES_EXEC_INFO=" + exec_info.dump());
+  env.push_back("KUBERNETES_EXEC_INFO=" + exec_info_text);
 
   auto output = run_command_(config_.command, config_.args, env);
   if (!output) {
