@@ -1,0 +1,848 @@
+// picket-operator at scale, against the real local API server of test/cluster/ with Calico's CRDs
+// installed as projectcalico.org/v3 (so every policy it writes is validated by Calico's schema):
+//   - convergence: N ServiceAllowlists created at once by several client threads, with the
+//     operator running, until every generated policy is present (and every allowlist Ready),
+//     against the time the same API server takes to accept N plain Calico NetworkPolicy creates
+//     from one client, one after the other (and, for reference, from the same threads);
+//   - one allowlist changed in a steady namespace of N: from the write to the policy's new rule
+//     arriving on a watch, p50/p99 over --changes changes;
+//   - the operator's resident memory (VmRSS of /proc/<pid>/status) with N and --large
+//     allowlists reconciled.
+// Everything runs in fresh namespaces, deleted at the end. The figures are printed; nothing is
+// judged against the targets beyond printing them next to each other.
+//
+// Usage: operator_bench [--allowlists N] [--large N] [--changes N] [--threads N]
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <charconv>
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/result.h"
+#include "common/yaml_json.h"
+#include "kube/client.h"
+#include "kube/credential_sources.h"
+#include "kube/curl_transport.h"
+#include "kube/resource.h"
+#include "test/integration/calico_crds.h"
+#include "test/integration/cluster_env.h"
+
+extern char** environ;
+
+namespace picket::bench {
+namespace {
+
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+const kube::Resource kAllowlists{"picket.dev", "v1alpha1", "serviceallowlists", "ServiceAllowlist",
+                                 true};
+const kube::Resource kCalicoPolicies{"projectcalico.org", "v3", "networkpolicies", "NetworkPolicy",
+                                     true};
+constexpr char kFieldManager[] = "picket-operator-bench";
+// The port every allowlist starts with; a change moves one allowlist to kChangedPortBase + k.
+constexpr int kInitialPort = 8080;
+constexpr int kChangedPortBase = 9000;
+
+struct BenchOptions {
+  int allowlists = 1000;
+  // 0 skips the large phase.
+  int large = 10000;
+  int changes = 100;
+  int threads = 8;
+};
+
+Result<BenchOptions> parseOptions(int argc, char** argv) {
+  BenchOptions options;
+  const std::vector<std::pair<std::string, int*>> flags = {{"--allowlists", &options.allowlists},
+                                                           {"--large", &options.large},
+                                                           {"--changes", &options.changes},
+                                                           {"--threads", &options.threads}};
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    const auto flag = std::find_if(flags.begin(), flags.end(),
+                                   [&](const auto& entry) { return entry.first == arg; });
+    if (flag == flags.end()) {
+      return makeError(ErrorCode::kInvalidArgument,
+                       "unknown argument \"" + arg +
+                           "\" (flags: --allowlists N, --large N, --changes N, --threads N)");
+    }
+    if (i + 1 >= argc) return makeError(ErrorCode::kInvalidArgument, arg + ": needs a number");
+    const std::string text = argv[++i];
+    int value = 0;
+    const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (error != std::errc() || end != text.data() + text.size() || value < 0) {
+      return makeError(ErrorCode::kInvalidArgument,
+                       arg + ": \"" + text + "\" is not a number of 0 or more");
+    }
+    *flag->second = value;
+  }
+  if (options.allowlists < 1 || options.threads < 1) {
+    return makeError(ErrorCode::kInvalidArgument, "--allowlists and --threads must be at least 1");
+  }
+  if (options.large != 0 && options.large <= options.allowlists) {
+    return makeError(ErrorCode::kInvalidArgument,
+                     "--large must be 0 (skip) or more than --allowlists");
+  }
+  return options;
+}
+
+double secondsSince(Clock::time_point start, Clock::time_point end) {
+  return std::chrono::duration<double>(end - start).count();
+}
+
+// "1,000" for readable table rows.
+std::string grouped(long value) {
+  std::string digits = std::to_string(value);
+  for (int at = static_cast<int>(digits.size()) - 3; at > 0; at -= 3) digits.insert(at, ",");
+  return digits;
+}
+
+std::string randomSuffix() {
+  std::random_device random;
+  char suffix[9];
+  std::snprintf(suffix, sizeof(suffix), "%08x", static_cast<unsigned>(random()));
+  return suffix;
+}
+
+std::string serviceName(int index) {
+  char name[16];
+  std::snprintf(name, sizeof(name), "svc-%05d", index);
+  return name;
+}
+
+json allowlistObject(const std::string& ns, int index) {
+  return {{"apiVersion", "picket.dev/v1alpha1"},
+          {"kind", "ServiceAllowlist"},
+          {"metadata", {{"name", serviceName(index)}, {"namespace", ns}}},
+          {"spec",
+           {{"service", serviceName(index)},
+            {"ports", {{{"port", kInitialPort}, {"protocol", "TCP"}}}},
+            {"callers", {{{"service", "web"}}}}}}};
+}
+
+// A policy of the shape the operator writes for allowlistObject(), so that the baseline writes
+// the same amount of validated data per object.
+json calicoPolicyObject(const std::string& ns, const std::string& name, int index) {
+  return {{"apiVersion", "projectcalico.org/v3"},
+          {"kind", "NetworkPolicy"},
+          {"metadata",
+           {{"name", name},
+            {"namespace", ns},
+            {"labels", {{"app.kubernetes.io/managed-by", "picket-bench"}}}}},
+          {"spec",
+           {{"selector", "app.kubernetes.io/name == '" + serviceName(index) + "'"},
+            {"types", {"Ingress"}},
+            {"order", 1000},
+            {"ingress",
+             {{{"action", "Allow"},
+               {"protocol", "TCP"},
+               {"source", {{"selector", "app.kubernetes.io/name == 'web'"}}},
+               {"destination", {{"ports", {kInitialPort}}}}}}}}}};
+}
+
+// Runs fn(i) for i in [begin, end) on `threads` threads (thread t takes every t-th index) and
+// returns the first error, if any; the other indices still run.
+Status parallelFor(int begin, int end, int threads, const std::function<Status(int)>& fn) {
+  std::mutex mutex;
+  Status first = ok();
+  std::vector<std::jthread> workers;
+  for (int t = 0; t < threads; ++t) {
+    workers.emplace_back([&, t] {
+      for (int i = begin + t; i < end; i += threads) {
+        Status done = fn(i);
+        if (!done) {
+          std::lock_guard lock(mutex);
+          if (first) first = makeError(std::move(done.error()));
+        }
+      }
+    });
+  }
+  workers.clear();
+  return first;
+}
+
+// A create that retries what a loaded API server answers now and then (timeouts, 5xx without a
+// delay), so one hiccup does not end a 10,000-object run; an object that already exists (a
+// retried create that had gone through) counts as created.
+Status createWithRetry(kube::Client& client, const kube::Resource& resource, const std::string& ns,
+                       const json& object) {
+  for (int attempt = 0;; ++attempt) {
+    auto created = client.create(resource, ns, object);
+    if (created) return ok();
+    const ErrorCode code = created.error().code;
+    if (code == ErrorCode::kAlreadyExists && attempt > 0) return ok();
+    const bool transient = code == ErrorCode::kTimeout || code == ErrorCode::kUnavailable ||
+                           code == ErrorCode::kInternal;
+    if (!transient || attempt == 4) {
+      Error error = std::move(created.error());
+      error.message =
+          resource.kind + " " + object["metadata"].value("name", "") + ": " + error.message;
+      return makeError(std::move(error));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200 << attempt));
+  }
+}
+
+// Keeps, for every object of one resource in one namespace, a number extracted from it (the
+// policy's port, whether the allowlist is Ready), by a list and then a watch on its own thread,
+// and lets callers wait for those numbers to reach a state. The watch is started before the
+// writes it observes, so no change is missed.
+class ObjectWatcher {
+ public:
+  using Extract = std::function<int(const json&)>;
+
+  ObjectWatcher(kube::Client& client, kube::Resource resource, std::string ns,
+                std::string label_selector, Extract extract)
+      : client_(client),
+        resource_(std::move(resource)),
+        ns_(std::move(ns)),
+        label_selector_(std::move(label_selector)),
+        extract_(std::move(extract)) {}
+
+  ~ObjectWatcher() {
+    thread_.request_stop();
+    if (thread_.joinable()) thread_.join();
+  }
+
+  ObjectWatcher(const ObjectWatcher&) = delete;
+  ObjectWatcher& operator=(const ObjectWatcher&) = delete;
+
+  // Lists, then watches from the list's version on a thread of its own.
+  Status start() {
+    auto version = relist();
+    if (!version) return makeError(std::move(version.error()));
+    thread_ = std::jthread([this, from = *version](std::stop_token stop) { run(stop, from); });
+    return ok();
+  }
+
+  // Waits until at least `count` objects hold `value`; true when they did before `deadline`.
+  bool waitForCount(int value, size_t count, Clock::time_point deadline) {
+    std::unique_lock lock(mutex_);
+    return changed_.wait_until(lock, deadline, [&] { return countLocked(value) >= count; });
+  }
+
+  // Waits until the object `name` holds `value`; returns when the watch event that set it
+  // arrived, or nullopt at `deadline`.
+  std::optional<Clock::time_point> waitForValue(const std::string& name, int value,
+                                                Clock::time_point deadline) {
+    std::unique_lock lock(mutex_);
+    const bool reached = changed_.wait_until(lock, deadline, [&] {
+      const auto it = values_.find(name);
+      return it != values_.end() && it->second.value == value;
+    });
+    if (!reached) return std::nullopt;
+    return values_.at(name).changed_at;
+  }
+
+  // How many objects hold `value` now.
+  size_t count(int value) {
+    std::lock_guard lock(mutex_);
+    return countLocked(value);
+  }
+
+  // Watch failures other than an expired version (which relists); empty when none.
+  std::string errors() {
+    std::lock_guard lock(mutex_);
+    return errors_;
+  }
+
+ private:
+  struct Entry {
+    int value = 0;
+    Clock::time_point changed_at;
+  };
+
+  size_t countLocked(int value) const {
+    return static_cast<size_t>(std::count_if(
+        values_.begin(), values_.end(), [&](const auto& e) { return e.second.value == value; }));
+  }
+
+  // Replaces the state with a fresh list; returns the list's version.
+  Result<std::string> relist() {
+    kube::ListOptions options;
+    options.label_selector = label_selector_;
+    auto list = client_.list(resource_, ns_, options);
+    if (!list) return makeError(std::move(list.error()));
+    const auto now = Clock::now();
+    std::lock_guard lock(mutex_);
+    values_.clear();
+    for (const json& object : list->items) {
+      values_[object["metadata"].value("name", "")] = Entry{extract_(object), now};
+    }
+    changed_.notify_all();
+    return list->resource_version;
+  }
+
+  void handle(const kube::WatchEvent& event) {
+    if (event.type != kube::WatchEventType::kAdded &&
+        event.type != kube::WatchEventType::kModified &&
+        event.type != kube::WatchEventType::kDeleted) {
+      return;
+    }
+    const std::string name = event.object["metadata"].value("name", "");
+    const auto now = Clock::now();
+    std::lock_guard lock(mutex_);
+    if (event.type == kube::WatchEventType::kDeleted) {
+      values_.erase(name);
+    } else {
+      Entry& entry = values_[name];
+      const int value = extract_(event.object);
+      if (entry.value != value || entry.changed_at == Clock::time_point{}) entry.changed_at = now;
+      entry.value = value;
+    }
+    changed_.notify_all();
+  }
+
+  void run(const std::stop_token& stop, std::string version) {
+    while (!stop.stop_requested()) {
+      kube::WatchOptions options;
+      options.resource_version = version;
+      options.label_selector = label_selector_;
+      options.stop = stop;
+      auto end = client_.watch(resource_, ns_, options, [&](const kube::WatchEvent& event) {
+        handle(event);
+        return !stop.stop_requested();
+      });
+      if (stop.stop_requested()) return;
+      if (end) {
+        if (!end->resource_version.empty()) version = end->resource_version;
+        continue;
+      }
+      if (end.error().code == ErrorCode::kGone) {
+        auto fresh = relist();
+        if (fresh) {
+          version = *fresh;
+          continue;
+        }
+        end = makeError(std::move(fresh.error()));
+      }
+      {
+        std::lock_guard lock(mutex_);
+        errors_ += resource_.kind + " watch: " + end.error().describe() + "\n";
+      }
+      // The API server is overloaded or restarting: try again shortly rather than spin.
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    }
+  }
+
+  kube::Client& client_;
+  const kube::Resource resource_;
+  const std::string ns_;
+  const std::string label_selector_;
+  const Extract extract_;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::map<std::string, Entry> values_;
+  std::string errors_;
+  std::jthread thread_;
+};
+
+// The destination port of a policy's first ingress rule; -1 when it has none.
+int policyPort(const json& policy) {
+  const json ingress = policy.value("spec", json::object()).value("ingress", json::array());
+  if (ingress.empty()) return -1;
+  const json ports = ingress[0].value("destination", json::object()).value("ports", json::array());
+  if (ports.empty() || !ports[0].is_number_integer()) return -1;
+  return ports[0].get<int>();
+}
+
+// 1 when the allowlist's Ready condition is True for its current generation, else 0.
+int allowlistReady(const json& allowlist) {
+  const json status = allowlist.value("status", json::object());
+  if (status.value("observedGeneration", int64_t{-1}) !=
+      allowlist["metadata"].value("generation", int64_t{-2})) {
+    return 0;
+  }
+  for (const json& condition : status.value("conditions", json::array())) {
+    if (condition.value("type", "") == "Ready") return condition.value("status", "") == "True";
+  }
+  return 0;
+}
+
+// Resident memory of a process, from /proc/<pid>/status.
+struct Memory {
+  // VmRSS and VmHWM (the peak resident size), in KiB.
+  long rss_kib = 0;
+  long peak_kib = 0;
+};
+
+// One picket-operator process confined to one namespace (--watch-namespace), with the Calico
+// backend and without leader election (it is the only writer there), its log in a file. Destroying
+// it stops the process (SIGTERM, then SIGKILL after 10 s).
+class OperatorProcess {
+ public:
+  static Result<std::unique_ptr<OperatorProcess>> start(const std::string& ns,
+                                                        const std::string& kubeconfig,
+                                                        const std::string& log_path) {
+    const int log = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (log < 0) {
+      return makeError(ErrorCode::kIo, "cannot open " + log_path + ": " + std::strerror(errno));
+    }
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, log, STDOUT_FILENO);
+    posix_spawn_file_actions_adddup2(&actions, log, STDERR_FILENO);
+    std::vector<std::string> args = {PICKET_OPERATOR_BINARY,
+                                     "--kubeconfig",
+                                     kubeconfig,
+                                     "--namespace",
+                                     ns,
+                                     "--watch-namespace",
+                                     ns,
+                                     "--backend",
+                                     "calico",
+                                     "--leader-elect=false",
+                                     "--metrics-addr",
+                                     "127.0.0.1:0",
+                                     "--identity",
+                                     "operator-bench"};
+    std::vector<char*> argv;
+    for (std::string& arg : args) argv.push_back(arg.data());
+    argv.push_back(nullptr);
+    pid_t pid = -1;
+    const int spawned = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    ::close(log);
+    if (spawned != 0) {
+      return makeError(ErrorCode::kIo,
+                       std::string("cannot start ") + argv[0] + ": " + std::strerror(spawned));
+    }
+    return std::unique_ptr<OperatorProcess>(new OperatorProcess(pid, log_path));
+  }
+
+  ~OperatorProcess() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGTERM);
+    const auto deadline = Clock::now() + std::chrono::seconds(10);
+    int status = 0;
+    while (::waitpid(pid_, &status, WNOHANG) == 0) {
+      if (Clock::now() > deadline) {
+        ::kill(pid_, SIGKILL);
+        ::waitpid(pid_, &status, 0);
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+
+  OperatorProcess(const OperatorProcess&) = delete;
+  OperatorProcess& operator=(const OperatorProcess&) = delete;
+
+  pid_t pid() const { return pid_; }
+
+  // Waits until /readyz answers 200 (every informer synced). The port comes from the log line
+  // the operator writes when it binds port 0.
+  Status waitReady(std::chrono::seconds timeout) {
+    static const std::regex kLine(R"(/metrics on http://127\.0\.0\.1:([0-9]+))");
+    const auto deadline = Clock::now() + timeout;
+    std::shared_ptr<kube::Transport> transport;
+    while (Clock::now() < deadline) {
+      if (exited()) return makeError(ErrorCode::kUnavailable, "picket-operator exited:\n" + log());
+      if (!transport) {
+        std::smatch match;
+        const std::string text = log();
+        if (std::regex_search(text, match, kLine)) {
+          kube::ClusterConfig config;
+          config.server = "http://127.0.0.1:" + match[1].str();
+          config.credentials = std::make_shared<kube::StaticCredentialSource>(kube::Credentials{});
+          auto created = kube::CurlTransport::create(config);
+          if (!created) return makeError(std::move(created.error()));
+          transport = std::move(*created);
+        }
+      }
+      if (transport) {
+        kube::HttpRequest request;
+        request.path = "/readyz";
+        request.timeout = std::chrono::seconds(5);
+        auto response = transport->send(request);
+        if (response && response->status == 200) return ok();
+      }
+      // An outside process: nothing notifies us of its readiness, so poll.
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return makeError(ErrorCode::kTimeout, "picket-operator did not become ready; log:\n" + log());
+  }
+
+  // True once the process has ended.
+  bool exited() {
+    if (pid_ <= 0) return true;
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) pid_ = -1;
+    return pid_ <= 0;
+  }
+
+  Result<Memory> memory() const {
+    const std::string path = "/proc/" + std::to_string(pid_) + "/status";
+    std::ifstream in(path);
+    if (!in) return makeError(ErrorCode::kIo, "cannot read " + path);
+    Memory memory;
+    std::string line;
+    while (std::getline(in, line)) {
+      std::istringstream fields(line);
+      std::string key;
+      long value = 0;
+      fields >> key >> value;
+      if (key == "VmRSS:") memory.rss_kib = value;
+      if (key == "VmHWM:") memory.peak_kib = value;
+    }
+    if (memory.rss_kib == 0) return makeError(ErrorCode::kIo, path + " has no VmRSS line");
+    return memory;
+  }
+
+  // User plus system CPU time the process has used, from /proc/<pid>/stat.
+  Result<double> cpuSeconds() const {
+    const std::string path = "/proc/" + std::to_string(pid_) + "/stat";
+    std::ifstream in(path);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    // The command name (field 2) may hold spaces; the fields after its ')' are plain.
+    const size_t paren = text.rfind(')');
+    if (paren == std::string::npos) return makeError(ErrorCode::kIo, "cannot parse " + path);
+    std::istringstream fields(text.substr(paren + 2));
+    std::vector<std::string> values;
+    std::string value;
+    while (fields >> value) values.push_back(value);
+    // utime and stime are fields 14 and 15; values[0] is field 3.
+    if (values.size() < 13) return makeError(ErrorCode::kIo, "cannot parse " + path);
+    const double ticks = std::stod(values[11]) + std::stod(values[12]);
+    return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
+  }
+
+  std::string log() const {
+    std::ifstream in(log_path_);
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  }
+
+ private:
+  OperatorProcess(pid_t pid, std::string log_path) : pid_(pid), log_path_(std::move(log_path)) {}
+
+  pid_t pid_;
+  const std::string log_path_;
+};
+
+// Namespaces the run creates, deleted when it ends however it ends.
+class Namespaces {
+ public:
+  explicit Namespaces(kube::Client& client) : client_(client) {}
+  ~Namespaces() {
+    for (const std::string& name : names_) {
+      auto removed = client_.remove(kube::resources::kNamespaces, "", name);
+      if (!removed && removed.error().code != ErrorCode::kNotFound) {
+        std::cerr << "operator_bench: deleting namespace " << name << ": "
+                  << removed.error().describe() << "\n";
+      } else {
+        std::cerr << "operator_bench: deleted namespace " << name << "\n";
+      }
+    }
+  }
+
+  Namespaces(const Namespaces&) = delete;
+  Namespaces& operator=(const Namespaces&) = delete;
+
+  Result<std::string> create(const std::string& prefix) {
+    const std::string name = prefix + "-" + randomSuffix();
+    auto created = client_.create(
+        kube::resources::kNamespaces, "",
+        {{"apiVersion", "v1"}, {"kind", "Namespace"}, {"metadata", {{"name", name}}}});
+    if (!created) return makeError(std::move(created.error()));
+    names_.push_back(name);
+    return name;
+  }
+
+ private:
+  kube::Client& client_;
+  std::vector<std::string> names_;
+};
+
+bool servedAllowlists(kube::Client& client) {
+  auto list = client.getRaw("/apis/picket.dev/v1alpha1");
+  return list && list->dump().find("\"serviceallowlists\"") != std::string::npos;
+}
+
+// Installs crds/serviceallowlists.picket.dev.yaml (server-side apply: idempotent, safe next to
+// tests doing the same) and waits until it is served.
+Status installAllowlistCrd(kube::Client& client) {
+  const std::string path = integration::sourcePath("crds/serviceallowlists.picket.dev.yaml");
+  auto text = integration::readFile(path);
+  if (!text) return makeError(std::move(text.error()));
+  auto crd = yamlToJson(*text, path);
+  if (!crd) return makeError(std::move(crd.error()));
+  kube::ApplyOptions options;
+  options.field_manager = kFieldManager;
+  options.force = true;
+  auto applied = client.apply(kube::resources::kCustomResourceDefinitions, "", *crd, options);
+  if (!applied) return makeError(std::move(applied.error()));
+  if (!integration::waitFor([&] { return servedAllowlists(client); }, std::chrono::seconds(60),
+                            std::chrono::milliseconds(100))) {
+    return makeError(ErrorCode::kTimeout, "the ServiceAllowlist CRD is not served after 60 s");
+  }
+  return ok();
+}
+
+double percentile(std::vector<double> values, double fraction) {
+  if (values.empty()) return 0;
+  std::sort(values.begin(), values.end());
+  const size_t rank = static_cast<size_t>(std::ceil(fraction * static_cast<double>(values.size())));
+  return values[std::clamp<size_t>(rank, 1, values.size()) - 1];
+}
+
+// The figures of one run, printed as a table at the end.
+struct Row {
+  std::string measure;
+  std::string value;
+  std::string target;
+};
+
+std::string fixed(double value, int digits, const std::string& unit) {
+  char text[64];
+  std::snprintf(text, sizeof(text), "%.*f%s", digits, value, unit.c_str());
+  return text;
+}
+
+// The rows so far; each is also printed as it is measured (to stderr), so a run stopped part of
+// the way still shows what it measured.
+class Report {
+ public:
+  void add(Row row) {
+    std::cerr << "operator_bench: " << row.measure << ": " << row.value << "\n";
+    rows_.push_back(std::move(row));
+  }
+  const std::vector<Row>& rows() const { return rows_; }
+
+ private:
+  std::vector<Row> rows_;
+};
+
+void printTable(const Report& report) {
+  const std::vector<Row>& rows = report.rows();
+  size_t width = 0;
+  for (const Row& row : rows) width = std::max(width, row.measure.size());
+  std::printf("%-*s  %12s  %s\n", static_cast<int>(width), "measure", "value", "target");
+  for (const Row& row : rows) {
+    std::printf("%-*s  %12s  %s\n", static_cast<int>(width), row.measure.c_str(), row.value.c_str(),
+                row.target.c_str());
+  }
+  std::fflush(stdout);
+}
+
+std::string mib(long kib) { return fixed(static_cast<double>(kib) / 1024.0, 1, " MiB"); }
+
+// The allowlists of [begin, end) created at once; then waits until each has its policy and is
+// Ready. Adds the figures to `rows`; returns the seconds until every policy was present.
+Result<double> createAndConverge(kube::Client& client, const std::string& ns, int begin, int end,
+                                 int threads, ObjectWatcher& policies, ObjectWatcher& ready,
+                                 OperatorProcess& op, Report& rows) {
+  const int count = end - begin;
+  const auto cpu_before = op.cpuSeconds();
+  const auto start = Clock::now();
+  Status created = parallelFor(begin, end, threads, [&](int i) {
+    return createWithRetry(client, kAllowlists, ns, allowlistObject(ns, i));
+  });
+  const auto written = Clock::now();
+  if (!created) return makeError(std::move(created.error()));
+  // Generous: a loaded two-core machine; the figure is what is measured, not the deadline.
+  const auto deadline = written + std::chrono::seconds(120) + std::chrono::milliseconds(60) * end;
+  if (!policies.waitForCount(kInitialPort, static_cast<size_t>(end), deadline)) {
+    return makeError(
+        ErrorCode::kTimeout,
+        "only " + std::to_string(policies.count(kInitialPort)) + " of " + std::to_string(end) +
+            " policies present after " + fixed(secondsSince(start, Clock::now()), 0, " s") +
+            (op.exited() ? " (picket-operator exited)" : "") + "\n" + policies.errors());
+  }
+  const auto present = Clock::now();
+  if (!ready.waitForCount(1, static_cast<size_t>(end), deadline)) {
+    return makeError(ErrorCode::kTimeout, "only " + std::to_string(ready.count(1)) + " of " +
+                                              std::to_string(end) + " allowlists Ready after " +
+                                              fixed(secondsSince(start, Clock::now()), 0, " s") +
+                                              "\n" + ready.errors());
+  }
+  const auto all_ready = Clock::now();
+  const std::string what =
+      grouped(count) + " allowlists (" + std::to_string(threads) + " threads) -> ";
+  rows.add({what + "all written", fixed(secondsSince(start, written), 2, " s"), ""});
+  rows.add({what + grouped(end) + " policies present", fixed(secondsSince(start, present), 2, " s"),
+            ""});
+  rows.add({what + grouped(end) + " allowlists Ready",
+            fixed(secondsSince(start, all_ready), 2, " s"), ""});
+  const auto cpu_after = op.cpuSeconds();
+  if (cpu_before && cpu_after) {
+    rows.add({"  operator CPU time meanwhile", fixed(*cpu_after - *cpu_before, 1, " s"), ""});
+  }
+  return secondsSince(start, present);
+}
+
+int run(const BenchOptions& options) {
+  integration::ClusterEnvironment& cluster = integration::cluster();
+  cluster.SetUp();
+  if (!cluster.transport()) {
+    std::cerr << "operator_bench: no local control plane (see the failure above)\n";
+    return 1;
+  }
+  kube::Client& client = cluster.client();
+  if (Status crd = installAllowlistCrd(client); !crd) {
+    std::cerr << "operator_bench: " << crd.error().describe() << "\n";
+    return 1;
+  }
+  if (Status calico = integration::installCalicoCrds(client, std::chrono::seconds(120)); !calico) {
+    std::cerr << "operator_bench: Calico's CRDs: " << calico.error().describe() << "\n";
+    return 1;
+  }
+
+  const int n = options.allowlists;
+  Report rows;
+  Namespaces namespaces(client);
+  const integration::TempDir dir;
+  const auto fail = [&](const std::string& what, const Error& error) {
+    std::cerr << "operator_bench: " << what << ": " << error.describe() << "\n";
+    printTable(rows);
+    return 1;
+  };
+
+  // Baseline: the same API server accepting N Calico policies of the operator's shape.
+  auto base_ns = namespaces.create("opbench-base");
+  if (!base_ns) return fail("namespace", base_ns.error());
+  auto start = Clock::now();
+  for (int i = 0; i < n; ++i) {
+    Status created = createWithRetry(client, kCalicoPolicies, *base_ns,
+                                     calicoPolicyObject(*base_ns, "seq-" + serviceName(i), i));
+    if (!created) return fail("baseline", created.error());
+  }
+  const double sequential = secondsSince(start, Clock::now());
+  rows.add({grouped(n) + " Calico policies, 1 client, sequential creates",
+            fixed(sequential, 2, " s"), "baseline"});
+  start = Clock::now();
+  Status parallel = parallelFor(0, n, options.threads, [&](int i) {
+    return createWithRetry(client, kCalicoPolicies, *base_ns,
+                           calicoPolicyObject(*base_ns, "par-" + serviceName(i), i));
+  });
+  if (!parallel) return fail("baseline", parallel.error());
+  const double threaded = secondsSince(start, Clock::now());
+  rows.add({grouped(n) + " Calico policies, " + std::to_string(options.threads) + " client threads",
+            fixed(threaded, 2, " s"), ""});
+
+  // The operator's namespace, with watches started before anything is written in it.
+  auto ns = namespaces.create("opbench");
+  if (!ns) return fail("namespace", ns.error());
+  ObjectWatcher policies(client, kCalicoPolicies, *ns, "app.kubernetes.io/managed-by=picket",
+                         policyPort);
+  ObjectWatcher ready(client, kAllowlists, *ns, "", allowlistReady);
+  if (Status watching = policies.start(); !watching) return fail("watch", watching.error());
+  if (Status watching = ready.start(); !watching) return fail("watch", watching.error());
+  auto op = OperatorProcess::start(*ns, cluster.kubeconfigPath(), dir.file("operator.log"));
+  if (!op) return fail("picket-operator", op.error());
+  if (Status up = (*op)->waitReady(std::chrono::seconds(60)); !up) {
+    return fail("picket-operator", up.error());
+  }
+  auto idle = (*op)->memory();
+  if (idle) rows.add({"operator RSS, idle (no allowlists)", mib(idle->rss_kib), ""});
+
+  // Convergence.
+  auto converged =
+      createAndConverge(client, *ns, 0, n, options.threads, policies, ready, **op, rows);
+  if (!converged) return fail("convergence", converged.error());
+  rows.add({"convergence / sequential baseline", fixed(*converged / sequential, 2, "x"), "< 1.5x"});
+  rows.add({"convergence / threaded baseline", fixed(*converged / threaded, 2, "x"), ""});
+  auto at_n = (*op)->memory();
+  if (at_n) {
+    rows.add({"operator RSS with " + grouped(n) + " allowlists (VmRSS)", mib(at_n->rss_kib), ""});
+  }
+
+  // One allowlist changed at a time in the steady namespace; a spread of allowlists.
+  std::vector<double> latencies_ms;
+  kube::WriteOptions write_options;
+  write_options.field_manager = kFieldManager;
+  for (int k = 0; k < options.changes; ++k) {
+    const int index = (k * 37) % n;
+    const int port = kChangedPortBase + k;
+    const json patch = {{"spec", {{"ports", {{{"port", port}, {"protocol", "TCP"}}}}}}};
+    const auto written = Clock::now();
+    auto patched = client.patch(kAllowlists, *ns, serviceName(index), kube::PatchType::kMerge,
+                                patch, write_options);
+    if (!patched) return fail("change " + std::to_string(k), patched.error());
+    auto seen = policies.waitForValue("picket-" + serviceName(index), port,
+                                      written + std::chrono::seconds(60));
+    if (!seen) {
+      return fail("change " + std::to_string(k),
+                  Error{ErrorCode::kTimeout,
+                        "the policy of " + serviceName(index) + " did not get port " +
+                            std::to_string(port) + " within 60 s\n" + policies.errors(),
+                        {},
+                        0,
+                        0,
+                        {}});
+    }
+    latencies_ms.push_back(std::chrono::duration<double, std::milli>(*seen - written).count());
+  }
+  if (!latencies_ms.empty()) {
+    const std::string what = "change -> policy updated (" + std::to_string(latencies_ms.size()) +
+                             " changes, of " + grouped(n) + ")";
+    rows.add({what + " p50", fixed(percentile(latencies_ms, 0.5), 1, " ms"), ""});
+    rows.add({what + " p99", fixed(percentile(latencies_ms, 0.99), 1, " ms"), "< 100 ms"});
+    rows.add({what + " max", fixed(percentile(latencies_ms, 1.0), 1, " ms"), ""});
+  }
+
+  // The large namespace: the remaining allowlists up to --large.
+  if (options.large > 0) {
+    auto large = createAndConverge(client, *ns, n, options.large, options.threads, policies, ready,
+                                   **op, rows);
+    if (!large) {
+      // What the operator holds at the point it fell behind is part of the finding.
+      if (auto now = (*op)->memory(); now) {
+        rows.add({"operator RSS when the large phase gave up (" +
+                      grouped(static_cast<long>(policies.count(kInitialPort))) + " policies)",
+                  mib(now->rss_kib), ""});
+      }
+      return fail("large", large.error());
+    }
+    auto at_large = (*op)->memory();
+    if (at_large) {
+      rows.add({"operator RSS with " + grouped(options.large) + " allowlists (VmRSS)",
+                mib(at_large->rss_kib), "< 64 MiB"});
+      rows.add({"operator peak RSS over the run (VmHWM)", mib(at_large->peak_kib), ""});
+    }
+  } else if (at_n) {
+    rows.add({"operator peak RSS over the run (VmHWM)", mib(at_n->peak_kib), ""});
+  }
+  if (const std::string errors = policies.errors() + ready.errors(); !errors.empty()) {
+    std::cerr << "operator_bench: watch errors during the run (recovered):\n" << errors;
+  }
+
+  std::printf("operator_bench: picket-operator (Calico backend, --watch-namespace %s) against %s\n",
+              ns->c_str(), cluster.apiserverUrl().c_str());
+  printTable(rows);
+  return 0;
+}
+
+}  // namespace
+}  // namespace picket::bench
+
+int main(int argc, char** argv) {
+  auto options = picket::bench::parseOptions(argc, argv);
+  if (!options) {
+    std::cerr << "operator_bench: " << options.error().describe() << "\n";
+    return 2;
+  }
+  return picket::bench::run(*options);
+}
