@@ -158,9 +158,10 @@ Status CertManager::patchCaBundle(const std::string& ca_cert) {
   for (size_t i = 0; i < webhooks.size(); ++i) {
     const json& client_config = webhooks[i].value("clientConfig", json::object());
     if (client_config.value("caBundle", std::string()) == wanted) continue;
-    operations.push_back({{"op", "add"},
-                          {"path", "/webhooks/" + std::to_string(i) + "/clientConfig/caBundle"},
-                          {"value", wanted}});
+    operations.push_back(
+        json::object({{"op", "add"},
+                      {"path", "/webhooks/" + std::to_string(i) + "/clientConfig/caBundle"},
+                      {"value", wanted}}));
   }
   if (operations.empty()) return ok();
   // The indexes above are those of the version read: the test makes the patch fail (kInvalid or
@@ -168,8 +169,9 @@ Status CertManager::patchCaBundle(const std::string& ca_cert) {
   // reads it again.
   const std::string version =
       config->value("metadata", json::object()).value("resourceVersion", std::string());
-  operations.insert(operations.begin(),
-                    {{"op", "test"}, {"path", "/metadata/resourceVersion"}, {"value", version}});
+  const json test_version =
+      json::object({{"op", "test"}, {"path", "/metadata/resourceVersion"}, {"value", version}});
+  operations.insert(operations.begin(), test_version);
   kube::WriteOptions write;
   write.field_manager = options_.field_manager;
   auto patched = client_.patch(kube::resources::kMutatingWebhookConfigurations, "",

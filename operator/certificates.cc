@@ -53,6 +53,7 @@ using KeyPtr = std::unique_ptr<EVP_PKEY, KeyFree>;
 
 // Certificates start a little in the past so that a verifier whose clock lags ours accepts them.
 constexpr std::chrono::minutes kBackdate{5};
+constexpr size_t kMaxCommonName = 64;
 
 // The oldest OpenSSL error on this thread's queue, emptied, for messages.
 std::string opensslError() {
@@ -176,9 +177,12 @@ Result<X509Ptr> buildCertificate(EVP_PKEY* key, const std::string& common_name, 
     return internal("building a certificate");
   }
   X509_NAME* subject = X509_get_subject_name(cert.get());
+  // X.509 caps a CN at 64 characters (ub-common-name); it only labels the certificate (clients
+  // check the subjectAltNames), so a longer one is cut rather than refused.
+  const std::string cn = common_name.substr(0, kMaxCommonName);
   if (X509_NAME_add_entry_by_txt(subject, "CN", MBSTRING_UTF8,
-                                 reinterpret_cast<const unsigned char*>(common_name.c_str()), -1,
-                                 -1, 0) != 1) {
+                                 reinterpret_cast<const unsigned char*>(cn.c_str()), -1, -1,
+                                 0) != 1) {
     return internal("setting the certificate's subject");
   }
   X509* issuer_cert = issuer != nullptr ? issuer : cert.get();

@@ -79,18 +79,18 @@ CertificateDecision decideCertificates(const CertificateBundle& existing,
                                        const std::vector<std::string>& dns_names,
                                        const CertificatePolicy& policy = {});
 
-// A new CA (EC P-256 key, subject CN=`common_name`, valid from 5 minutes before `now` for
-// `lifetime`): fills ca_cert and ca_key of the result, leaves cert and key empty. kInternal when
-// OpenSSL fails.
+// A new CA (EC P-256 key, subject CN=`common_name` cut to 64 characters, valid from 5 minutes
+// before `now` for `lifetime`): fills ca_cert and ca_key of the result, leaves cert and key empty.
+// kInternal when OpenSSL fails.
 Result<CertificateBundle> issueCa(std::string_view common_name,
                                   std::chrono::system_clock::time_point now,
                                   std::chrono::seconds lifetime);
 
 // A new EC P-256 serving key and certificate for TLS servers, signed by `ca` (its ca_cert and
-// ca_key), with `dns_names` as subjectAltNames and the first as CN, valid from 5 minutes before
-// `now` for `lifetime` but never past the CA's expiry. Returns `ca` with cert and key replaced.
-// kInvalidArgument when `dns_names` is empty or holds a name that is not a DNS name, or when the
-// CA cannot be read.
+// ca_key), with `dns_names` as subjectAltNames and the first (cut to 64 characters) as CN, valid
+// from 5 minutes before `now` for `lifetime` but never past the CA's expiry. Returns `ca` with cert
+// and key replaced. kInvalidArgument when `dns_names` is empty or holds a name that is not a DNS
+// name, or when the CA cannot be read.
 Result<CertificateBundle> issueServing(const CertificateBundle& ca,
                                        const std::vector<std::string>& dns_names,
                                        std::chrono::system_clock::time_point now,

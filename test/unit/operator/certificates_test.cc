@@ -65,6 +65,16 @@ TEST(IssueCaTest, MakesACaValidForItsLifetime) {
   EXPECT_TRUE(authority.key.empty());
 }
 
+// Tests that a CN longer than X.509's 64 characters is cut, not refused.
+TEST(IssueCaTest, CutsALongCommonName) {
+  const std::string long_name(100, 'c');
+  auto issued = issueCa(long_name, kIssued, hours(1));
+  ASSERT_TRUE(issued) << issued.error().describe();
+  auto info = inspectCertificate(issued->ca_cert);
+  ASSERT_TRUE(info) << info.error().describe();
+  EXPECT_EQ(info->common_name, long_name.substr(0, 64));
+}
+
 // Tests that a serving certificate carries the names, verifies against its CA for TLS server use,
 // and matches its key.
 TEST(IssueServingTest, MakesAVerifiableServerCertificateWithTheNames) {
