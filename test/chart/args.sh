@@ -8,10 +8,11 @@ source "$(dirname "$0")/lib.sh"
 webhook=${1:?usage: args.sh PICKET_WEBHOOK PICKET_OPERATOR}
 operator=${2:?usage: args.sh PICKET_WEBHOOK PICKET_OPERATOR}
 
-# args FILE: the container's args of the Deployment in FILE, one a line.
+# args FILE: the container's args of the Deployment in FILE, one a line (comments skipped).
 args() {
   awk '
     /^ *args:$/ { inside = 1; indent = index($0, "a"); next }
+    inside && /^ *#/ { next }
     inside && index($0, "- ") == indent + 2 { print substr($0, indent + 4); next }
     inside { inside = 0 }' "$1"
 }
@@ -30,6 +31,11 @@ check() {
 check "webhook, defaults" "$webhook" webhook-deployment.yaml
 check "webhook, other port" "$webhook" webhook-deployment.yaml --set webhook.port=9443
 check "operator, defaults" "$operator" operator-deployment.yaml
+grep -qF -- "--webhook-secret=picket-test/picket-webhook-tls" "$work/deployment.yaml" ||
+  fail "selfSigned: the operator is not told to manage the webhook's certificates"
+check "operator, certManager" "$operator" operator-deployment.yaml --set certificates.mode=certManager
+! grep -qF -- "--webhook-" "$work/deployment.yaml" ||
+  fail "certManager: the operator is told to manage the certificates cert-manager issues"
 check "operator, every flag value" "$operator" operator-deployment.yaml \
   --set operator.backend=kubernetes --set operator.workers=8 --set operator.watchNamespace=shop \
   --set operator.metricsPort=9191 --set fullnameOverride=mesh
