@@ -3,9 +3,12 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <stop_token>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "kube/internal/text.h"
@@ -231,6 +234,48 @@ TEST_F(CertManagerTest, ReportsAMissingWebhookConfiguration) {
   ASSERT_FALSE(done);
   EXPECT_EQ(done.error().code, ErrorCode::kNotFound);
   EXPECT_THAT(done.error().message, HasSubstr("MutatingWebhookConfiguration picket-webhook"));
+}
+
+// Tests that run() checks only while leading: at once on becoming leader, then after
+// check_period, and that a stop ends it.
+TEST_F(CertManagerTest, ChecksOnlyWhileLeading) {
+  CertificateBundle bundle = validBundle();
+  const std::string wanted = base64Encode(bundle.ca_cert);
+  for (int round = 0; round < 2; ++round) {
+    expect("GET", kSecretPath, 200, secretWith(bundle).dump());
+    expect("GET", kConfigPath, 200, configWith({wanted}).dump());
+  }
+  CertManagerOptions manager_options = options();
+  manager_options.check_period = std::chrono::minutes(10);
+  manager_options.leadership_poll = std::chrono::seconds(1);
+  CertManager manager(client_, clock_, manager_options);
+  std::atomic<bool> leading{false};
+  std::jthread thread(
+      [&](const std::stop_token& stop) { manager.run(stop, [&] { return leading.load(); }); });
+
+  // A follower waits and reads nothing.
+  ASSERT_TRUE(clock_.waitForWaiters(1));
+  clock_.advance(std::chrono::seconds(1));
+  ASSERT_TRUE(clock_.waitForWaiters(1));
+  EXPECT_TRUE(transport_->requests().empty());
+
+  // The new leader checks at its next look at the leadership ...
+  leading = true;
+  clock_.advance(std::chrono::seconds(1));
+  ASSERT_TRUE(clock_.waitForWaiters(1));
+  EXPECT_EQ(transport_->requests().size(), 2u);
+  // ... not again before check_period has passed ...
+  clock_.advance(std::chrono::minutes(5));
+  ASSERT_TRUE(clock_.waitForWaiters(1));
+  EXPECT_EQ(transport_->requests().size(), 2u);
+  // ... and again once it has.
+  clock_.advance(std::chrono::minutes(5));
+  ASSERT_TRUE(clock_.waitForWaiters(1));
+  EXPECT_EQ(transport_->requests().size(), 4u);
+
+  thread.request_stop();
+  thread.join();
+  EXPECT_EQ(transport_->pendingExpectations(), 0u);
 }
 
 // Tests that the options name what is missing.
