@@ -13,7 +13,8 @@
 //       so a stall is charged to every review it delays (no coordinated omission). Prints p50,
 //       p99, p99.9, max and errors.
 // Then prints the webhook's resident memory (VmRSS, VmHWM from /proc/<pid>/status) and the CPU
-// time it used per review (warm-up included). An answer counts as an error unless it is 200 with a
+// time it used per review (warm-up included). Last, when wrk is installed, runs (a) again with wrk
+// as a cross-check of the client side. An answer counts as an error unless it is 200 with a
 // JSON patch for the request's uid. Prints figures; never fails on them. Exits 1 if the webhook
 // cannot be started.
 //
@@ -28,7 +29,6 @@
 #include <fcntl.h>
 #include <glog/logging.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -605,6 +605,26 @@ int run(const Options& options) {
       "webhook CPU time (user + system, all threads): %.2f s for %ld reviews, %.0f us per "
       "review\n",
       cpu_used, reviews, reviews > 0 ? 1e6 * cpu_used / static_cast<double>(reviews) : 0.0);
+
+  // Cross-check of (a) with another client, when wrk is installed: it does not look at the
+  // answers, so it shows only whether this generator's client side limits the throughput.
+  if (std::system("command -v wrk >/dev/null 2>&1") == 0) {
+    writeFile(dir / "review.json", body);
+    writeFile(dir / "post.lua", "local file = io.open(\"" + (dir / "review.json").string() +
+                                    "\", \"rb\")\n"
+                                    "wrk.method = \"POST\"\n"
+                                    "wrk.body = file:read(\"*a\")\n"
+                                    "file:close()\n"
+                                    "wrk.headers[\"Content-Type\"] = \"application/json\"\n");
+    std::printf("(a') the same closed loop with wrk (%d connections, one thread, %d s):\n",
+                options.connections, options.seconds);
+    std::fflush(stdout);
+    const std::string wrk = "wrk -t1 -c" + std::to_string(options.connections) + " -d" +
+                            std::to_string(options.seconds) + "s --latency -s " +
+                            (dir / "post.lua").string() +
+                            " https://127.0.0.1:" + std::to_string(port) + "/mutate";
+    if (std::system(wrk.c_str()) != 0) std::printf("  wrk failed\n");
+  }
   webhook.stop();
   api.stop();
   return 0;
