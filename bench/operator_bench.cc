@@ -238,10 +238,12 @@ class ObjectWatcher {
     return ok();
   }
 
-  // Waits until at least `count` objects hold `value`; true when they did before `deadline`.
-  bool waitForCount(int value, size_t count, Clock::time_point deadline) {
+  // Waits until at least `count` objects hold a value that `holds` accepts; true when they did
+  // before `deadline`.
+  bool waitForCount(const std::function<bool(int)>& holds, size_t count,
+                    Clock::time_point deadline) {
     std::unique_lock lock(mutex_);
-    return changed_.wait_until(lock, deadline, [&] { return countLocked(value) >= count; });
+    return changed_.wait_until(lock, deadline, [&] { return countLocked(holds) >= count; });
   }
 
   // Waits until the object `name` holds `value`; returns when the watch event that set it
@@ -257,10 +259,10 @@ class ObjectWatcher {
     return values_.at(name).changed_at;
   }
 
-  // How many objects hold `value` now.
-  size_t count(int value) {
+  // How many objects hold a value that `holds` accepts now.
+  size_t count(const std::function<bool(int)>& holds) {
     std::lock_guard lock(mutex_);
-    return countLocked(value);
+    return countLocked(holds);
   }
 
   // Watch failures other than an expired version (which relists); empty when none.
@@ -275,9 +277,9 @@ class ObjectWatcher {
     Clock::time_point changed_at;
   };
 
-  size_t countLocked(int value) const {
-    return static_cast<size_t>(std::count_if(
-        values_.begin(), values_.end(), [&](const auto& e) { return e.second.value == value; }));
+  size_t countLocked(const std::function<bool(int)>& holds) const {
+    return static_cast<size_t>(std::count_if(values_.begin(), values_.end(),
+                                             [&](const auto& e) { return holds(e.second.value); }));
   }
 
   // Replaces the state with a fresh list; returns the list's version.
@@ -381,6 +383,11 @@ int allowlistReady(const json& allowlist) {
   }
   return 0;
 }
+
+// A policy counts as present once it has a rule with a port (the changed allowlists' policies
+// carry other ports than kInitialPort); an allowlist once it is Ready.
+bool hasRule(int port) { return port >= 0; }
+bool isReady(int ready) { return ready == 1; }
 
 // Resident memory of a process, from /proc/<pid>/status.
 struct Memory {
@@ -664,16 +671,16 @@ Result<double> createAndConverge(kube::Client& client, const std::string& ns, in
   if (!created) return makeError(std::move(created.error()));
   // Generous: a loaded two-core machine; the figure is what is measured, not the deadline.
   const auto deadline = written + std::chrono::seconds(120) + std::chrono::milliseconds(60) * end;
-  if (!policies.waitForCount(kInitialPort, static_cast<size_t>(end), deadline)) {
+  if (!policies.waitForCount(hasRule, static_cast<size_t>(end), deadline)) {
     return makeError(
         ErrorCode::kTimeout,
-        "only " + std::to_string(policies.count(kInitialPort)) + " of " + std::to_string(end) +
+        "only " + std::to_string(policies.count(hasRule)) + " of " + std::to_string(end) +
             " policies present after " + fixed(secondsSince(start, Clock::now()), 0, " s") +
             (op.exited() ? " (picket-operator exited)" : "") + "\n" + policies.errors());
   }
   const auto present = Clock::now();
-  if (!ready.waitForCount(1, static_cast<size_t>(end), deadline)) {
-    return makeError(ErrorCode::kTimeout, "only " + std::to_string(ready.count(1)) + " of " +
+  if (!ready.waitForCount(isReady, static_cast<size_t>(end), deadline)) {
+    return makeError(ErrorCode::kTimeout, "only " + std::to_string(ready.count(isReady)) + " of " +
                                               std::to_string(end) + " allowlists Ready after " +
                                               fixed(secondsSince(start, Clock::now()), 0, " s") +
                                               "\n" + ready.errors());
@@ -811,7 +818,7 @@ int run(const BenchOptions& options) {
       // What the operator holds at the point it fell behind is part of the finding.
       if (auto now = (*op)->memory(); now) {
         rows.add({"operator RSS when the large phase gave up (" +
-                      grouped(static_cast<long>(policies.count(kInitialPort))) + " policies)",
+                      grouped(static_cast<long>(policies.count(hasRule))) + " policies)",
                   mib(now->rss_kib), ""});
       }
       return fail("large", large.error());
