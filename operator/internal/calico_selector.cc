@@ -4,6 +4,8 @@
 #include <cstddef>
 #include <string>
 
+#include "operator/internal/syntax.h"
+
 namespace picket::op::internal {
 namespace {
 
@@ -61,8 +63,7 @@ class Parser {
   }
 
   tl::unexpected<Error> fail(std::string_view expected) const {
-    std::string found =
-        pos_ < text_.size() ? "'" + std::string(text_.substr(pos_, 12)) + "'" : "the end";
+    std::string found = pos_ < text_.size() ? quote(text_.substr(pos_, 12)) : "the end";
     return makeError(ErrorCode::kParse, "selector \"" + std::string(text_) +
                                             "\" does not parse at offset " + std::to_string(pos_) +
                                             ": expected " + std::string(expected) + ", found " +
