@@ -154,10 +154,11 @@ class ReconcilerTest : public ::testing::Test {
   std::unique_ptr<Applier> applier_kubernetes_;
   FakeCache cache_;
   metrics::Registry registry_;
-  std::unique_ptr<kube::EventRecorder> recorder_;
-  std::unique_ptr<Reconciler> reconciler_;
+  // Declared before the recorder, whose writer thread appends to them until it is destroyed.
   std::mutex events_mutex_;
   std::vector<json> events_;
+  std::unique_ptr<kube::EventRecorder> recorder_;
+  std::unique_ptr<Reconciler> reconciler_;
 };
 
 // Tests that a new allowlist gets its policy, a Ready=True status and a Normal event.
