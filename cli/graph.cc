@@ -387,21 +387,11 @@ std::string renderSvg(const Graph& graph) {
 }
 
 int runGraph(const std::vector<std::string>& args, Streams& streams) {
-  auto flags = parseFlags(args, kFlags);
-  if (!flags) {
-    streams.err << "picketctl graph: " << flags.error().message << "\n\n" << kUsage;
-    return kExitUsage;
-  }
-  if (flags->help) {
-    streams.out << kUsage;
-    return kExitOk;
-  }
-  const std::vector<std::string> files = flags->all("filename");
-  if (files.empty()) {
-    streams.err << "picketctl graph: -f FILE is required (- reads stdin)\n\n" << kUsage;
-    return kExitUsage;
-  }
-  const std::string format = flags->value("format", "dot");
+  Flags flags;
+  if (std::optional<int> done = parseFileCommand("graph", args, kFlags, kUsage, streams, flags))
+    return *done;
+  const std::vector<std::string> files = flags.all("filename");
+  const std::string format = flags.value("format", "dot");
   if (format != "dot" && format != "svg") {
     streams.err << "picketctl graph: --format: \"" << format << "\" is not dot or svg\n";
     return kExitUsage;
@@ -415,7 +405,7 @@ int runGraph(const std::vector<std::string>& args, Streams& streams) {
     }
     for (InputObject& object : *read) objects.push_back(std::move(object));
   }
-  Selection selection = selectObjects(objects, flags->value("namespace", "default"));
+  Selection selection = selectObjects(objects, flags.value("namespace", "default"));
   for (const std::string& line : selection.skipped) streams.err << line << "\n";
 
   bool ok = true;

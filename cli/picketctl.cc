@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <array>
+#include <optional>
+#include <utility>
 
 #include "cli/graph.h"
 #include "cli/inject.h"
@@ -120,6 +122,26 @@ Result<Flags> parseFlags(const std::vector<std::string>& args, std::span<const F
     slot.push_back(std::move(*value));
   }
   return flags;
+}
+
+std::optional<int> parseFileCommand(std::string_view command, const std::vector<std::string>& args,
+                                    std::span<const FlagSpec> specs, std::string_view usage,
+                                    Streams& streams, Flags& flags) {
+  Result<Flags> parsed = parseFlags(args, specs);
+  if (!parsed) {
+    streams.err << "picketctl " << command << ": " << parsed.error().message << "\n\n" << usage;
+    return kExitUsage;
+  }
+  if (parsed->help) {
+    streams.out << usage;
+    return kExitOk;
+  }
+  if (parsed->all("filename").empty()) {
+    streams.err << "picketctl " << command << ": -f FILE is required (- reads stdin)\n\n" << usage;
+    return kExitUsage;
+  }
+  flags = std::move(*parsed);
+  return std::nullopt;
 }
 
 }  // namespace picket::cli

@@ -2,6 +2,7 @@
 
 #include <istream>
 #include <map>
+#include <optional>
 #include <ostream>
 #include <span>
 #include <string>
@@ -65,5 +66,12 @@ struct Flags {
 // the flag: an unknown flag, a missing value, a flag given twice that is not repeated, or a
 // positional argument.
 Result<Flags> parseFlags(const std::vector<std::string>& args, std::span<const FlagSpec> specs);
+
+// The start every `-f FILE` command shares: parses `args` into `flags`, prints the usage for
+// --help, and refuses bad flags or a missing -f. Returns the exit code when the command is done
+// (help shown or bad usage), nullopt when it should go on.
+std::optional<int> parseFileCommand(std::string_view command, const std::vector<std::string>& args,
+                                    std::span<const FlagSpec> specs, std::string_view usage,
+                                    Streams& streams, Flags& flags);
 
 }  // namespace picket::cli

@@ -69,22 +69,12 @@ RenderOutput render(const std::vector<InputObject>& objects, const op::PlannerCo
 }
 
 int runRender(const std::vector<std::string>& args, Streams& streams) {
-  auto flags = parseFlags(args, kFlags);
-  if (!flags) {
-    streams.err << "picketctl render: " << flags.error().message << "\n\n" << kUsage;
-    return kExitUsage;
-  }
-  if (flags->help) {
-    streams.out << kUsage;
-    return kExitOk;
-  }
-  const std::vector<std::string> files = flags->all("filename");
-  if (files.empty()) {
-    streams.err << "picketctl render: -f FILE is required (- reads stdin)\n\n" << kUsage;
-    return kExitUsage;
-  }
+  Flags flags;
+  if (std::optional<int> done = parseFileCommand("render", args, kFlags, kUsage, streams, flags))
+    return *done;
+  const std::vector<std::string> files = flags.all("filename");
   op::PlannerConfig config;
-  if (const std::string path = flags->value("config"); !path.empty()) {
+  if (const std::string path = flags.value("config"); !path.empty()) {
     auto loaded = loadConfig(path);
     if (!loaded) {
       streams.err << "picketctl render: " << loaded.error().message << "\n";
@@ -92,7 +82,7 @@ int runRender(const std::vector<std::string>& args, Streams& streams) {
     }
     config = std::move(*loaded);
   }
-  const std::string backend = flags->value("backend", "calico");
+  const std::string backend = flags.value("backend", "calico");
   if (backend == "calico") {
     config.backend = op::Backend::kCalico;
   } else if (backend == "kubernetes") {
@@ -112,7 +102,7 @@ int runRender(const std::vector<std::string>& args, Streams& streams) {
     }
     for (InputObject& object : *read) objects.push_back(std::move(object));
   }
-  RenderOutput output = render(objects, config, flags->value("namespace", "default"));
+  RenderOutput output = render(objects, config, flags.value("namespace", "default"));
   streams.out << output.policies;
   streams.err << output.report;
   return output.ok ? kExitOk : kExitProblems;
