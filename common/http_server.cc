@@ -1,6 +1,7 @@
 #include "common/http_server.h"
 
 #include <glog/logging.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <boost/asio/dispatch.hpp>
@@ -467,6 +468,13 @@ class Server::Impl {
     if (ec) return fail("open a socket for");
     acceptor_.set_option(net::socket_base::reuse_address(true), ec);
     if (ec) return fail("set SO_REUSEADDR on");
+    if (options.reuse_port) {
+      const int on = 1;
+      if (setsockopt(acceptor_.native_handle(), SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0) {
+        ec.assign(errno, boost::system::system_category());
+        return fail("set SO_REUSEPORT on");
+      }
+    }
     acceptor_.bind(endpoint, ec);
     if (ec) return fail("bind");
     acceptor_.listen(net::socket_base::max_listen_connections, ec);

@@ -130,6 +130,10 @@ struct ServerOptions {
   std::string bind_address = "0.0.0.0";
   // 0 picks a free port; Server::port() tells which.
   std::uint16_t port = 0;
+  // Sets SO_REUSEPORT, so that several processes (replicas) can listen on one address and port
+  // and the kernel spreads new connections among them. Off by default: a second server on a
+  // busy port is then an error.
+  bool reuse_port = false;
   // PEM files. Both empty: plain HTTP. Both set: TLS 1.2/1.3 only with ECDHE and AEAD ciphers;
   // the files are re-read when either changes (checked every `tls_reload_interval`), and a pair
   // that fails to load is logged and the previous one kept.

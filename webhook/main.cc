@@ -98,6 +98,7 @@ int run(const std::vector<std::string>& args) {
   options.config_file = flags->config_file;
   options.http.bind_address = flags->bind_address;
   options.http.port = flags->port;
+  options.http.reuse_port = flags->reuse_port;
   options.http.tls_cert_file = flags->tls_cert_file;
   options.http.tls_key_file = flags->tls_key_file;
 

@@ -111,7 +111,7 @@ Status parseListen(std::string_view listen, Flags* flags) {
 
 std::string usage() {
   return "usage: picket-webhook --config FILE --tls-cert FILE --tls-key FILE\n"
-         "                      [--listen [HOST]:PORT] [--kubeconfig FILE]\n"
+         "                      [--listen [HOST]:PORT] [--kubeconfig FILE] [--reuse-port]\n"
          "\n"
          "Picket's mutating admission webhook: adds the Envoy sidecar and picket-init to the pods\n"
          "of namespaces labelled picket.dev/inject=enabled.\n"
@@ -122,6 +122,7 @@ std::string usage() {
          "  --listen ADDR      where to serve HTTPS (default :8443, every IPv4 address)\n"
          "  --kubeconfig FILE  cluster access (default: $KUBECONFIG, else the pod's service\n"
          "                     account, else ~/.kube/config)\n"
+         "  --reuse-port       listen with SO_REUSEPORT: replicas on one host share the port\n"
          "\n"
          "Routes: POST /mutate, GET /healthz, GET /readyz, GET /metrics.\n";
 }
@@ -138,6 +139,13 @@ Result<Flags> parseFlags(const std::vector<std::string>& args) {
     }
     if (name == "--help" || name == "-h") {
       flags.help = true;
+      continue;
+    }
+    if (name == "--reuse-port") {
+      if (value) {
+        return makeError(ErrorCode::kInvalidArgument, "--reuse-port takes no value", name);
+      }
+      flags.reuse_port = true;
       continue;
     }
     std::string* target = nullptr;

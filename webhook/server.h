@@ -34,12 +34,14 @@ struct Flags {
   std::uint16_t port = 8443;
   // Empty: $KUBECONFIG, else the pod's service account, else ~/.kube/config.
   std::string kubeconfig;
+  // --reuse-port: listen with SO_REUSEPORT, so that replicas on one host share the port.
+  bool reuse_port = false;
   bool help = false;
 };
 
 // Reads `args` (the command line without the program name): --config FILE, --tls-cert FILE and
-// --tls-key FILE are required (unless --help), --listen and --kubeconfig optional; "--flag value"
-// and "--flag=value" both work. Errors (kInvalidArgument) name the flag.
+// --tls-key FILE are required (unless --help), --listen, --kubeconfig and --reuse-port optional;
+// "--flag value" and "--flag=value" both work. Errors (kInvalidArgument) name the flag.
 Result<Flags> parseFlags(const std::vector<std::string>& args);
 
 // The --help text.
