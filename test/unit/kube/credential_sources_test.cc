@@ -263,6 +263,25 @@ TEST_F(ExecCredentialTest, SendsClusterInfoWhenAsked) {
                             {"certificate-authority-data", ca}}));
 }
 
+// Tests that cluster settings which are not UTF-8 (yaml-cpp passes any bytes through) are an
+// error naming KUBERNETES_EXEC_INFO, and the plugin is never run with a half-written description.
+TEST_F(ExecCredentialTest, RefusesClusterInfoThatIsNotUtf8) {
+  auto source =
+      load(execKubeconfig("      apiVersion: client.authentication.k8s.io/v1\n"
+                          "      command: get-token\n"
+                          "      provideClusterInfo: true\n",
+                          "", "    tls-server-name: \"api-\xff\xfe.internal\"\n"));
+  ASSERT_NE(source, nullptr);
+  auto credentials = source->current();
+  ASSERT_FALSE(credentials);
+  EXPECT_THAT(credentials.error().message,
+              StartsWith(kPrefix + "plugin \"get-token\": the cluster settings it would get in "
+                                   "KUBERNETES_EXEC_INFO are not valid UTF-8: "));
+  EXPECT_EQ(credentials.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_EQ(credentials.error().field, "users[0].user.exec");
+  EXPECT_TRUE(runner_.calls().empty());
+}
+
 struct BadAnswerCase {
   const char* name;
   Result<std::string> output;
