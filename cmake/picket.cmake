@@ -35,10 +35,13 @@ function(picket_cc_test)
   if(NOT ARG_TIMEOUT)
     set(ARG_TIMEOUT 120)
   endif()
+  # NO_PRETTY_VALUES: a test is named by its suite's name generator (INSTANTIATE_TEST_SUITE_P's
+  # fourth argument), without the "# GetParam() = ..." dump of the value after it.
   gtest_discover_tests(${ARG_NAME}
     WORKING_DIRECTORY ${CMAKE_SOURCE_DIR}
     DISCOVERY_MODE PRE_TEST
-    DISCOVERY_TIMEOUT 60)
+    DISCOVERY_TIMEOUT 60
+    NO_PRETTY_VALUES)
   # gtest_discover_tests flattens list-valued PROPERTIES (two labels, several environment
   # entries), so the properties go in a file CTest reads after it has discovered the tests.
   set(props "LABELS [==[${ARG_LABELS}]==] TIMEOUT ${ARG_TIMEOUT}")

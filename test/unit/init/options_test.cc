@@ -3,6 +3,11 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cctype>
+#include <string>
+#include <string_view>
+#include <vector>
+
 namespace picket::init {
 namespace {
 
@@ -112,6 +117,18 @@ struct BadCommandLine {
 
 class OptionsErrorTest : public ::testing::TestWithParam<BadCommandLine> {};
 
+// A row's test name, from its command line: {"--ipv6", "yes"} -> "ipv6_yes" (a flag's leading
+// dashes dropped, every other character that is not a letter or digit an underscore).
+std::string commandLineName(const ::testing::TestParamInfo<BadCommandLine>& info) {
+  std::string name;
+  for (std::string_view arg : info.param.args) {
+    if (arg.starts_with("--")) arg.remove_prefix(2);
+    if (!name.empty()) name += '_';
+    for (char c : arg) name += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
+  }
+  return name;
+}
+
 // Tests that each bad command line fails with an error naming the flag and what is wrong.
 TEST_P(OptionsErrorTest, NamesTheFlagAndTheProblem) {
   const BadCommandLine& row = GetParam();
@@ -178,7 +195,8 @@ INSTANTIATE_TEST_SUITE_P(
         BadCommandLine{{"--dry-run", "--cleanup"}, "--cleanup", "cannot be combined"},
         BadCommandLine{{"--ipv6", "on", "--ipv6", "off"}, "--ipv6", "more than once"},
         BadCommandLine{{"--inbound-ports", "1"}, "--inbound-ports", "unknown flag"},
-        BadCommandLine{{"15006"}, "15006", "unexpected argument"}));
+        BadCommandLine{{"15006"}, "15006", "unexpected argument"}),
+    commandLineName);
 
 // Tests that the help text lists every flag and the exit codes.
 TEST(OptionsTest, UsageListsEveryFlagAndExitCode) {
