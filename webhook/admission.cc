@@ -1,9 +1,9 @@
 #include "webhook/admission.h"
 
 #include <algorithm>
-#include <exception>
 #include <utility>
 
+#include "webhook/internal/json_text.h"
 #include "webhook/internal/values.h"
 
 namespace picket::webhook {
@@ -102,22 +102,31 @@ std::string podName(const AdmissionRequest& request) {
 }
 
 // Appends `value` to `out` as a JSON string. The texts come from parsed JSON (valid UTF-8) or
-// from inject() (ASCII); `replace` keeps even a broken byte from throwing.
+// from inject() (ASCII); invalid bytes would be replaced rather than throw.
 void appendJsonString(std::string& out, std::string_view value) {
-  out += json(value).dump(-1, ' ', false, json::error_handler_t::replace);
+  internal::appendJson(out, json(value));
 }
 
 // The AdmissionReview response, written out directly: it has a fixed shape, and this spares
-// building a json tree for every review.
+// building a json tree for every review. The patch text goes through a buffer each thread keeps,
+// and its base64 straight into the body, so a review allocates no temporary text of its size.
 std::string responseBody(const std::string& uid, const json& patch,
                          const std::vector<std::string>& warnings) {
-  std::string body = R"({"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview",)";
+  thread_local std::string patch_text;
+  patch_text.clear();
+  if (!patch.empty()) internal::appendJson(patch_text, patch);
+  std::size_t warning_bytes = 0;
+  for (const std::string& text : warnings) warning_bytes += text.size() + 3;
+  std::string body;
+  // The fixed text, the uid and the base64 patch, with room for escapes in the warnings.
+  body.reserve(160 + uid.size() + (patch_text.size() + 2) / 3 * 4 + 2 * warning_bytes);
+  body += R"({"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview",)";
   body += R"("response":{"uid":)";
   appendJsonString(body, uid);
   body += R"(,"allowed":true)";
   if (!patch.empty()) {
     body += R"(,"patchType":"JSONPatch","patch":")";
-    body += base64Encode(patch.dump(-1, ' ', false, json::error_handler_t::replace));
+    internal::appendBase64(body, patch_text);
     body += '"';
   }
   if (!warnings.empty()) {
@@ -140,14 +149,13 @@ bool AdmissionRequest::isPodCreate() const {
 }
 
 Result<AdmissionRequest> parseAdmissionReview(std::string_view body) {
-  json review;
-  try {
-    review = json::parse(body);
-  } catch (const json::exception& e) {
+  Result<json> parsed = internal::parseJson(body);
+  if (!parsed) {
     Error error{
-        ErrorCode::kParse, std::string("the body is not JSON: ") + e.what(), {}, 400, 0, {}};
+        ErrorCode::kParse, "the body is not JSON: " + parsed.error().message, {}, 400, 0, {}};
     return tl::unexpected<Error>(std::move(error));
   }
+  json& review = *parsed;
   if (!review.is_object()) return badRequest("the body is not an AdmissionReview object");
   const json* api_version = member(review, "apiVersion");
   if (api_version == nullptr || !api_version->is_string()) {
@@ -255,29 +263,8 @@ Result<Admission> admit(const AdmissionRequest& request, const NamespaceLookup& 
 }
 
 std::string base64Encode(std::string_view data) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   std::string out;
-  out.reserve((data.size() + 2) / 3 * 4);
-  std::size_t i = 0;
-  for (; i + 3 <= data.size(); i += 3) {
-    const unsigned triple = static_cast<unsigned char>(data[i]) << 16 |
-                            static_cast<unsigned char>(data[i + 1]) << 8 |
-                            static_cast<unsigned char>(data[i + 2]);
-    out += kAlphabet[(triple >> 18) & 0x3f];
-    out += kAlphabet[(triple >> 12) & 0x3f];
-    out += kAlphabet[(triple >> 6) & 0x3f];
-    out += kAlphabet[triple & 0x3f];
-  }
-  const std::size_t rest = data.size() - i;
-  if (rest > 0) {
-    unsigned triple = static_cast<unsigned char>(data[i]) << 16;
-    if (rest == 2) triple |= static_cast<unsigned char>(data[i + 1]) << 8;
-    out += kAlphabet[(triple >> 18) & 0x3f];
-    out += kAlphabet[(triple >> 12) & 0x3f];
-    out += rest == 2 ? kAlphabet[(triple >> 6) & 0x3f] : '=';
-    out += '=';
-  }
+  internal::appendBase64(out, data);
   return out;
 }
 

@@ -6,6 +6,14 @@ picket_cc_test(
   DEPS picket::admission
   LABELS unit)
 
+# The JSON fast paths under the admission handling (webhook/internal/json_text.h), checked
+# against nlohmann::json as the reference.
+picket_cc_test(
+  NAME webhook_json_text_test
+  SRCS ${CMAKE_CURRENT_LIST_DIR}/json_text_test.cc
+  DEPS picket::admission
+  LABELS unit)
+
 picket_cc_test(
   NAME webhook_server_test
   SRCS ${CMAKE_CURRENT_LIST_DIR}/server_test.cc

@@ -1,0 +1,291 @@
+#include "webhook/internal/json_text.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "test/unit/webhook/webhook_test_util.h"
+
+namespace picket::webhook::internal {
+namespace {
+
+using nlohmann::json;
+using testing::readFixture;
+
+// True when `a` and `b` are the same tree down to the value types: json's operator== calls 5
+// (unsigned) and 5 (signed) equal, which would hide a parser that picks the wrong one.
+bool sameTree(const json& a, const json& b) {
+  if (a.type() != b.type()) return false;
+  if (a.is_object()) {
+    if (a.size() != b.size()) return false;
+    for (auto ia = a.begin(), ib = b.begin(); ia != a.end(); ++ia, ++ib) {
+      if (ia.key() != ib.key() || !sameTree(*ia, *ib)) return false;
+    }
+    return true;
+  }
+  if (a.is_array()) {
+    if (a.size() != b.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      if (!sameTree(a[i], b[i])) return false;
+    }
+    return true;
+  }
+  return a == b;
+}
+
+// What nlohmann makes of `text`: the tree, or its exception's message.
+struct Reference {
+  bool ok = false;
+  json value;
+  std::string error;
+};
+
+Reference nlohmannParse(std::string_view text) {
+  Reference reference;
+  try {
+    reference.value = json::parse(text);
+    reference.ok = true;
+  } catch (const json::exception& e) {
+    reference.error = e.what();
+  }
+  return reference;
+}
+
+// Checks that parseJson() agrees with nlohmann on `text`: the same tree, or the same message.
+void expectSameAsNlohmann(std::string_view text) {
+  const Reference reference = nlohmannParse(text);
+  const Result<json> parsed = parseJson(text);
+  ASSERT_EQ(parsed.has_value(), reference.ok)
+      << "input: " << text << "\n"
+      << (parsed ? "parsed, but nlohmann says: " + reference.error : parsed.error().message);
+  if (reference.ok) {
+    EXPECT_TRUE(sameTree(*parsed, reference.value))
+        << "input: " << text << "\nparsed: " << parsed->dump()
+        << "\nnlohmann: " << reference.value.dump();
+  } else {
+    EXPECT_EQ(parsed.error().code, ErrorCode::kParse);
+    EXPECT_EQ(parsed.error().message, reference.error) << "input: " << text;
+  }
+}
+
+const std::vector<std::string>& fixtureNames() {
+  static const std::vector<std::string> names = {
+      "pod_minimal.json",
+      "pod_realistic.json",
+      "pod_realistic.patch.json",
+      "pod_realistic.injected.json",
+      "review_pod_create.json",
+      "review_pod_create.response.json",
+      "review_deployment_create.json",
+      "deployment_template.injected.json",
+  };
+  return names;
+}
+
+// Tests that the fixtures (pods, reviews, patches) parse to nlohmann's tree, compact and
+// pretty-printed alike.
+TEST(ParseJsonTest, BuildsNlohmannsTreeForTheFixtures) {
+  for (const std::string& name : fixtureNames()) {
+    SCOPED_TRACE(name);
+    const std::string text = readFixture(name);
+    expectSameAsNlohmann(text);
+    expectSameAsNlohmann(json::parse(text).dump());
+  }
+}
+
+// Tests that integers get nlohmann's types: unsigned when not negative, signed otherwise, at the
+// edges of both ranges too, and a float once out of range.
+TEST(ParseJsonTest, GivesIntegersNlohmannsTypes) {
+  for (const char* text : {"0", "5", "-5", "-0", "18446744073709551615", "-9223372036854775808",
+                           "18446744073709551616", "-9223372036854775809", "[1,-1,0]"}) {
+    expectSameAsNlohmann(text);
+  }
+  EXPECT_TRUE(parseJson("7")->is_number_unsigned());
+  EXPECT_TRUE(parseJson("-7")->is_number_integer());
+  EXPECT_TRUE(parseJson("-7")->is_number_integer() && !parseJson("-7")->is_number_unsigned());
+  EXPECT_TRUE(parseJson("18446744073709551616")->is_number_float());
+}
+
+// Tests that what the fast path leaves to nlohmann still parses: floats, a byte-order mark and
+// nesting far deeper than the fast path recurses.
+TEST(ParseJsonTest, ParsesFloatsByteOrderMarkAndDeepNesting) {
+  for (const char* text :
+       {"1.5", "-0.0", "1e3", "2E-2", "[0.1,{\"a\":1e400}]", "\xEF\xBB\xBF{}", "\xEF\xBB\xBF[1]"}) {
+    expectSameAsNlohmann(text);
+  }
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  Result<json> parsed = parseJson(deep);
+  ASSERT_TRUE(parsed) << parsed.error().message;
+  EXPECT_TRUE(parsed->is_array());
+  const std::string just_fast = std::string(256, '[') + std::string(256, ']');
+  expectSameAsNlohmann(just_fast);
+  expectSameAsNlohmann(std::string(257, '[') + std::string(257, ']'));
+}
+
+// Tests that escapes and UTF-8 decode as nlohmann decodes them, surrogate pairs included.
+TEST(ParseJsonTest, DecodesEscapesAndUtf8) {
+  for (const char* text :
+       {R"("\"\\\/\b\f\n\r\t")", R"("\u0000\u001f\u0041\u00e9\u20ac\uFFFF")",
+        R"("\ud83d\ude00 and \uD834\uDD1E")", "\"caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80\"",
+        "\"\xF4\x8F\xBF\xBF \xEE\x80\x80 \x7F\"", R"({"k\u00e9y":"v","a\/b":[]})"}) {
+    expectSameAsNlohmann(text);
+  }
+  EXPECT_EQ(parseJson(R"("\ud83d\ude00")")->get<std::string>(), "\xF0\x9F\x98\x80");
+}
+
+// Tests that a key given twice keeps its last value, as nlohmann keeps it.
+TEST(ParseJsonTest, KeepsTheLastOfRepeatedKeys) {
+  expectSameAsNlohmann(R"({"a":1,"b":2,"a":{"x":[3]}})");
+  expectSameAsNlohmann(R"({"a":{"x":1},"a":"last"})");
+  EXPECT_EQ(*parseJson(R"({"a":1,"a":2})"), json::parse(R"({"a":2})"));
+}
+
+// Tests that malformed input is refused with nlohmann's own message, which names the position
+// and what was wrong.
+TEST(ParseJsonTest, RefusesMalformedInputWithNlohmannsMessage) {
+  const std::vector<std::string> inputs = {
+      "",
+      " ",
+      "{",
+      "}",
+      "{\"a\":}",
+      "{\"a\" 1}",
+      "{\"a\":1,}",
+      "{a:1}",
+      "[1,]",
+      "[1 2]",
+      "1 2",
+      "01",
+      "-",
+      "--1",
+      "+1",
+      "1.",
+      ".5",
+      "1e",
+      "tru",
+      "nul",
+      "falsey",
+      "\"unterminated",
+      "\"bad escape \\x\"",
+      "\"short \\u12\"",
+      "\"raw\ncontrol\"",
+      std::string("\"nul\0byte\"", 10),
+      "\"\\ud800\"",
+      "\"\\udc00\"",
+      "\"\\ud800\\u0041\"",
+      "\"\\ud800x\"",
+      "\"\xC0\xAF\"",          // overlong '/'
+      "\"\xE0\x80\xAF\"",      // overlong, three bytes
+      "\"\xED\xA0\x80\"",      // a surrogate written as UTF-8
+      "\"\xF4\x90\x80\x80\"",  // past U+10FFFF
+      "\"\xF5\x80\x80\x80\"",
+      "\"\x80\"",
+      "\"\xC3\"",
+      "\"\xE2\x82\"",
+      "{\"a\":[1,{\"b\":\"\xFF\"}]}",
+      "\xEF\xBB",
+  };
+  for (const std::string& text : inputs) {
+    SCOPED_TRACE(text);
+    Result<json> parsed = parseJson(text);
+    ASSERT_FALSE(parsed) << "parsed: " << parsed->dump();
+    EXPECT_THAT(parsed.error().message, ::testing::HasSubstr("[json.exception.parse_error."));
+    expectSameAsNlohmann(text);
+  }
+}
+
+// Tests that random damage to a real AdmissionReview (bytes changed, dropped or repeated, the
+// text cut short) never makes the two parsers disagree. Seeded, so every run checks the same
+// inputs.
+TEST(ParseJsonTest, AgreesWithNlohmannOnDamagedReviews) {
+  const std::string review = json::parse(readFixture("review_pod_create.json")).dump();
+  std::mt19937 random(20261126);
+  const std::string interesting = "{}[]\":,\\/ntfu0123456789-+.eE\x80\xC3\xED\xF0\x01";
+  for (int round = 0; round < 3000; ++round) {
+    std::string text = review;
+    const int edits = 1 + static_cast<int>(random() % 3);
+    for (int e = 0; e < edits && !text.empty(); ++e) {
+      const std::size_t at = random() % text.size();
+      switch (random() % 4) {
+        case 0:
+          text[at] = interesting[random() % interesting.size()];
+          break;
+        case 1:
+          text.erase(at, 1 + random() % 4);
+          break;
+        case 2:
+          text.insert(at, 1, interesting[random() % interesting.size()]);
+          break;
+        default:
+          text.resize(at);
+      }
+    }
+    SCOPED_TRACE(round);
+    expectSameAsNlohmann(text);
+    if (::testing::Test::HasFailure()) break;
+  }
+}
+
+// Tests that appendJson() writes exactly what dump() writes for the fixtures.
+TEST(AppendJsonTest, WritesWhatDumpWritesForTheFixtures) {
+  for (const std::string& name : fixtureNames()) {
+    SCOPED_TRACE(name);
+    const json value = json::parse(readFixture(name));
+    std::string out = "prefix:";
+    appendJson(out, value);
+    EXPECT_EQ(out, "prefix:" + value.dump(-1, ' ', false, json::error_handler_t::replace));
+  }
+}
+
+// Tests that every escape, non-ASCII text, invalid UTF-8 (replaced), every number type and
+// empty containers come out as dump() writes them.
+TEST(AppendJsonTest, WritesEscapesNumbersAndInvalidUtf8AsDumpDoes) {
+  std::string controls;
+  for (int c = 0; c < 0x20; ++c) controls += static_cast<char>(c);
+  const json value = {
+      {"controls", controls},
+      {"quotes", "say \"hi\" \\ back/slash \x7F"},
+      {"utf8", "caf\xC3\xA9 \xF0\x9F\x98\x80"},
+      {"invalid", "bad \xFF byte \xC3 cut"},
+      {"numbers",
+       {0, -1, 42, std::int64_t{-9223372036854775807 - 1}, std::uint64_t{18446744073709551615u},
+        1.5, -0.0, 1e300, 0.1}},
+      {"empty", {{"object", json::object()}, {"array", json::array()}, {"string", ""}}},
+      {"literals", {true, false, nullptr}},
+      {"k\"ey\n", "v"},
+  };
+  std::string out;
+  appendJson(out, value);
+  EXPECT_EQ(out, value.dump(-1, ' ', false, json::error_handler_t::replace));
+  std::string scalar;
+  appendJson(scalar, json("a\tb"));
+  EXPECT_EQ(scalar, "\"a\\tb\"");
+}
+
+// Tests the RFC 4648 test vectors, bytes above 0x7f, and that the text is appended.
+TEST(AppendBase64Test, EncodesTheRfcVectorsAndAppends) {
+  const std::pair<const char*, const char*> vectors[] = {
+      {"", ""},
+      {"f", "Zg=="},
+      {"fo", "Zm8="},
+      {"foo", "Zm9v"},
+      {"foob", "Zm9vYg=="},
+      {"fooba", "Zm9vYmE="},
+      {"foobar", "Zm9vYmFy"},
+  };
+  for (const auto& [plain, encoded] : vectors) {
+    std::string out;
+    appendBase64(out, plain);
+    EXPECT_EQ(out, encoded) << plain;
+  }
+  std::string out = "x:";
+  appendBase64(out, std::string_view("\xFF\xFE\x00\x80", 4));
+  EXPECT_EQ(out, "x://4AgA==");
+}
+
+}  // namespace
+}  // namespace picket::webhook::internal

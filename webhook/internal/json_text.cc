@@ -1,0 +1,441 @@
+#include "webhook/internal/json_text.h"
+
+#include <charconv>
+#include <cstdint>
+#include <cstring>
+#include <exception>
+#include <utility>
+
+namespace picket::webhook::internal {
+namespace {
+
+using nlohmann::json;
+
+// Deeper nesting goes to nlohmann's parser, which keeps its own stack instead of recursing; the
+// fast path recurses once per level and must not run out of stack on hostile input.
+constexpr int kMaxFastDepth = 256;
+
+// A recursive-descent parser for the common case. Every method returns false, leaving the output
+// half-built, both on an error and on input it leaves to nlohmann (floats, a byte-order mark,
+// deep nesting); parseJson() then parses the whole text again with nlohmann, which either builds
+// the same tree or throws the error to report. Keeping the error paths out of this class is what
+// keeps its messages identical to nlohmann's without reimplementing them.
+class FastParser {
+ public:
+  explicit FastParser(std::string_view text) : p_(text.data()), end_(text.data() + text.size()) {}
+
+  bool parse(json& out) {
+    skipSpace();
+    if (!value(out, 0)) return false;
+    skipSpace();
+    return p_ == end_;
+  }
+
+ private:
+  void skipSpace() {
+    while (p_ != end_ && (*p_ == ' ' || *p_ == '\n' || *p_ == '\r' || *p_ == '\t')) ++p_;
+  }
+
+  bool value(json& out, int depth) {
+    if (p_ == end_) return false;
+    switch (*p_) {
+      case '{':
+        return object(out, depth + 1);
+      case '[':
+        return array(out, depth + 1);
+      case '"': {
+        std::string text;
+        if (!string(text)) return false;
+        out = json(std::move(text));
+        return true;
+      }
+      case 't':
+        return literal("true", json(true), out);
+      case 'f':
+        return literal("false", json(false), out);
+      case 'n':
+        return literal("null", json(nullptr), out);
+      default:
+        return number(out);
+    }
+  }
+
+  bool literal(std::string_view word, json value, json& out) {
+    if (static_cast<std::size_t>(end_ - p_) < word.size() ||
+        std::memcmp(p_, word.data(), word.size()) != 0) {
+      return false;
+    }
+    p_ += word.size();
+    out = std::move(value);
+    return true;
+  }
+
+  bool object(json& out, int depth) {
+    if (depth > kMaxFastDepth) return false;
+    ++p_;  // '{'
+    out = json(json::value_t::object);
+    auto& members = out.get_ref<json::object_t&>();
+    skipSpace();
+    if (p_ != end_ && *p_ == '}') {
+      ++p_;
+      return true;
+    }
+    while (true) {
+      if (p_ == end_ || *p_ != '"') return false;
+      std::string key;
+      if (!string(key)) return false;
+      skipSpace();
+      if (p_ == end_ || *p_ != ':') return false;
+      ++p_;
+      skipSpace();
+      // A repeated key parses into the existing member, replacing it: the last one wins, as in
+      // nlohmann's parser.
+      json& member = members.try_emplace(std::move(key)).first->second;
+      if (!value(member, depth)) return false;
+      skipSpace();
+      if (p_ == end_) return false;
+      if (*p_ == '}') {
+        ++p_;
+        return true;
+      }
+      if (*p_ != ',') return false;
+      ++p_;
+      skipSpace();
+    }
+  }
+
+  bool array(json& out, int depth) {
+    if (depth > kMaxFastDepth) return false;
+    ++p_;  // '['
+    out = json(json::value_t::array);
+    auto& items = out.get_ref<json::array_t&>();
+    skipSpace();
+    if (p_ != end_ && *p_ == ']') {
+      ++p_;
+      return true;
+    }
+    while (true) {
+      items.emplace_back();
+      if (!value(items.back(), depth)) return false;
+      skipSpace();
+      if (p_ == end_) return false;
+      if (*p_ == ']') {
+        ++p_;
+        return true;
+      }
+      if (*p_ != ',') return false;
+      ++p_;
+      skipSpace();
+    }
+  }
+
+  // A string from its opening quote. Runs of plain ASCII are copied whole; escapes and UTF-8
+  // sequences are checked as strictly as nlohmann checks them (RFC 3629, paired surrogates).
+  bool string(std::string& out) {
+    ++p_;  // '"'
+    const char* run = p_;
+    while (p_ != end_) {
+      const auto c = static_cast<unsigned char>(*p_);
+      if (c == '"') {
+        out.append(run, p_);
+        ++p_;
+        return true;
+      }
+      if (c == '\\' || c < 0x20 || c >= 0x80) {
+        out.append(run, p_);
+        if (c < 0x20) return false;
+        if (c == '\\' ? !escape(out) : !utf8Sequence(out)) return false;
+        run = p_;
+        continue;
+      }
+      ++p_;
+    }
+    return false;
+  }
+
+  bool escape(std::string& out) {
+    ++p_;  // '\\'
+    if (p_ == end_) return false;
+    const char c = *p_++;
+    switch (c) {
+      case '"':
+      case '\\':
+      case '/':
+        out += c;
+        return true;
+      case 'b':
+        out += '\b';
+        return true;
+      case 'f':
+        out += '\f';
+        return true;
+      case 'n':
+        out += '\n';
+        return true;
+      case 'r':
+        out += '\r';
+        return true;
+      case 't':
+        out += '\t';
+        return true;
+      case 'u':
+        break;
+      default:
+        return false;
+    }
+    unsigned code = 0;
+    if (!hex4(code)) return false;
+    if (code >= 0xDC00 && code <= 0xDFFF) return false;  // a low surrogate alone
+    if (code >= 0xD800 && code <= 0xDBFF) {
+      unsigned low = 0;
+      if (end_ - p_ < 2 || p_[0] != '\\' || p_[1] != 'u') return false;
+      p_ += 2;
+      if (!hex4(low) || low < 0xDC00 || low > 0xDFFF) return false;
+      code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00);
+    }
+    appendUtf8(out, code);
+    return true;
+  }
+
+  bool hex4(unsigned& code) {
+    if (end_ - p_ < 4) return false;
+    for (int i = 0; i < 4; ++i) {
+      const char c = *p_++;
+      unsigned digit = 0;
+      if (c >= '0' && c <= '9') {
+        digit = static_cast<unsigned>(c - '0');
+      } else if (c >= 'a' && c <= 'f') {
+        digit = static_cast<unsigned>(c - 'a' + 10);
+      } else if (c >= 'A' && c <= 'F') {
+        digit = static_cast<unsigned>(c - 'A' + 10);
+      } else {
+        return false;
+      }
+      code = code << 4 | digit;
+    }
+    return true;
+  }
+
+  static void appendUtf8(std::string& out, unsigned code) {
+    if (code < 0x80) {
+      out += static_cast<char>(code);
+    } else if (code < 0x800) {
+      out += static_cast<char>(0xC0 | (code >> 6));
+      out += static_cast<char>(0x80 | (code & 0x3F));
+    } else if (code < 0x10000) {
+      out += static_cast<char>(0xE0 | (code >> 12));
+      out += static_cast<char>(0x80 | ((code >> 6) & 0x3F));
+      out += static_cast<char>(0x80 | (code & 0x3F));
+    } else {
+      out += static_cast<char>(0xF0 | (code >> 18));
+      out += static_cast<char>(0x80 | ((code >> 12) & 0x3F));
+      out += static_cast<char>(0x80 | ((code >> 6) & 0x3F));
+      out += static_cast<char>(0x80 | (code & 0x3F));
+    }
+  }
+
+  // One well-formed UTF-8 sequence (RFC 3629: no overlong forms, no surrogates, nothing past
+  // U+10FFFF), copied to `out`.
+  bool utf8Sequence(std::string& out) {
+    const auto lead = static_cast<unsigned char>(*p_);
+    std::size_t length = 0;
+    unsigned char low = 0x80, high = 0xBF;  // the allowed range of the second byte
+    if (lead >= 0xC2 && lead <= 0xDF) {
+      length = 2;
+    } else if (lead >= 0xE0 && lead <= 0xEF) {
+      length = 3;
+      if (lead == 0xE0) low = 0xA0;
+      if (lead == 0xED) high = 0x9F;
+    } else if (lead >= 0xF0 && lead <= 0xF4) {
+      length = 4;
+      if (lead == 0xF0) low = 0x90;
+      if (lead == 0xF4) high = 0x8F;
+    } else {
+      return false;
+    }
+    if (static_cast<std::size_t>(end_ - p_) < length) return false;
+    for (std::size_t i = 1; i < length; ++i) {
+      const auto c = static_cast<unsigned char>(p_[i]);
+      if (c < (i == 1 ? low : 0x80) || c > (i == 1 ? high : 0xBF)) return false;
+    }
+    out.append(p_, length);
+    p_ += length;
+    return true;
+  }
+
+  // Integers only: a fraction or exponent goes to nlohmann, whose float conversion and
+  // formatting this need not copy.
+  bool number(json& out) {
+    const char* start = p_;
+    const bool negative = *p_ == '-';
+    if (negative) ++p_;
+    if (p_ == end_) return false;
+    if (*p_ == '0') {
+      ++p_;
+    } else if (*p_ >= '1' && *p_ <= '9') {
+      while (p_ != end_ && *p_ >= '0' && *p_ <= '9') ++p_;
+    } else {
+      return false;
+    }
+    if (p_ != end_ && (*p_ == '.' || *p_ == 'e' || *p_ == 'E')) return false;
+    // An integer out of range becomes a float in nlohmann: left to it too.
+    if (negative) {
+      std::int64_t number = 0;
+      if (std::from_chars(start, p_, number).ec != std::errc()) return false;
+      out = json(number);
+    } else {
+      std::uint64_t number = 0;
+      if (std::from_chars(start, p_, number).ec != std::errc()) return false;
+      out = json(number);
+    }
+    return true;
+  }
+
+  const char* p_;
+  const char* end_;
+};
+
+void appendString(std::string& out, const std::string& text) {
+  for (char c : text) {
+    // Non-ASCII text may need invalid bytes replaced; nlohmann knows exactly how it does that.
+    if (static_cast<unsigned char>(c) >= 0x80) {
+      out += json(text).dump(-1, ' ', false, json::error_handler_t::replace);
+      return;
+    }
+  }
+  out += '"';
+  const char* run = text.data();
+  const char* const end = text.data() + text.size();
+  for (const char* p = run; p != end; ++p) {
+    const auto c = static_cast<unsigned char>(*p);
+    if (c != '"' && c != '\\' && c >= 0x20) continue;
+    out.append(run, p);
+    run = p + 1;
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default: {
+        static constexpr char kHex[] = "0123456789abcdef";
+        const char escaped[] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0xF]};
+        out.append(escaped, sizeof escaped);
+      }
+    }
+  }
+  out.append(run, end);
+  out += '"';
+}
+
+template <typename Integer>
+void appendInteger(std::string& out, Integer value) {
+  char digits[24];
+  const auto result = std::to_chars(digits, digits + sizeof digits, value);
+  out.append(digits, result.ptr);
+}
+
+}  // namespace
+
+Result<json> parseJson(std::string_view text) {
+  json out;
+  if (FastParser(text).parse(out)) return out;
+  try {
+    return json::parse(text);
+  } catch (const json::exception& e) {
+    return makeError(ErrorCode::kParse, e.what());
+  }
+}
+
+void appendJson(std::string& out, const json& value) {
+  switch (value.type()) {
+    case json::value_t::object: {
+      out += '{';
+      bool first = true;
+      for (const auto& [key, member] : value.get_ref<const json::object_t&>()) {
+        if (!first) out += ',';
+        first = false;
+        appendString(out, key);
+        out += ':';
+        appendJson(out, member);
+      }
+      out += '}';
+      return;
+    }
+    case json::value_t::array: {
+      out += '[';
+      bool first = true;
+      for (const json& item : value.get_ref<const json::array_t&>()) {
+        if (!first) out += ',';
+        first = false;
+        appendJson(out, item);
+      }
+      out += ']';
+      return;
+    }
+    case json::value_t::string:
+      appendString(out, value.get_ref<const std::string&>());
+      return;
+    case json::value_t::boolean:
+      out += value.get<bool>() ? "true" : "false";
+      return;
+    case json::value_t::number_integer:
+      appendInteger(out, value.get<std::int64_t>());
+      return;
+    case json::value_t::number_unsigned:
+      appendInteger(out, value.get<std::uint64_t>());
+      return;
+    case json::value_t::null:
+      out += "null";
+      return;
+    default:
+      // Floats (shortest round-trip form), binary and discarded values: rare in a patch, and
+      // nlohmann's formatting is the reference.
+      out += value.dump(-1, ' ', false, json::error_handler_t::replace);
+      return;
+  }
+}
+
+void appendBase64(std::string& out, std::string_view data) {
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  const std::size_t start = out.size();
+  out.resize(start + (data.size() + 2) / 3 * 4);
+  char* to = out.data() + start;
+  const auto* from = reinterpret_cast<const unsigned char*>(data.data());
+  std::size_t i = 0;
+  for (; i + 3 <= data.size(); i += 3) {
+    const unsigned triple = from[i] << 16 | from[i + 1] << 8 | from[i + 2];
+    *to++ = kAlphabet[(triple >> 18) & 0x3f];
+    *to++ = kAlphabet[(triple >> 12) & 0x3f];
+    *to++ = kAlphabet[(triple >> 6) & 0x3f];
+    *to++ = kAlphabet[triple & 0x3f];
+  }
+  const std::size_t rest = data.size() - i;
+  if (rest > 0) {
+    unsigned triple = from[i] << 16;
+    if (rest == 2) triple |= from[i + 1] << 8;
+    *to++ = kAlphabet[(triple >> 18) & 0x3f];
+    *to++ = kAlphabet[(triple >> 12) & 0x3f];
+    *to++ = rest == 2 ? kAlphabet[(triple >> 6) & 0x3f] : '=';
+    *to++ = '=';
+  }
+}
+
+}  // namespace picket::webhook::internal
