@@ -296,5 +296,18 @@ TEST_F(CalicoOperatorTest, ServesHealthAndReadiness) {
   EXPECT_THAT(op.log(), HasSubstr("backend calico"));
 }
 
+// Tests that a watch broken by an etcd compaction loses no update: a burst of changes made while
+// the operator could not watch, with every version it saw compacted away, ends in exactly the
+// declared policies, after the informers relisted.
+TEST_F(CalicoOperatorTest, LosesNoUpdateWhenCompactionBreaksTheWatch) {
+  expectNoLostUpdateAcrossCompaction(kAuto, kCalicoPolicies, [](const json& policy) {
+    const json ingress = policy.value("spec", json::object()).value("ingress", json::array());
+    if (ingress.empty() || !ingress[0].is_object()) return -1;
+    const json ports =
+        ingress[0].value("destination", json::object()).value("ports", json::array());
+    return !ports.empty() && ports[0].is_number_integer() ? ports[0].get<int>() : -1;
+  });
+}
+
 }  // namespace
 }  // namespace picket::integration

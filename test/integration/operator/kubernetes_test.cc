@@ -85,5 +85,19 @@ TEST_F(KubernetesOperatorTest, ReportsDryRunUnsupported) {
   EXPECT_FALSE(client().get(kPolicies, ns(), "picket-cart"));
 }
 
+// Tests that a watch broken by an etcd compaction loses no update on the Kubernetes backend (see
+// the Calico test of the same name).
+TEST_F(KubernetesOperatorTest, LosesNoUpdateWhenCompactionBreaksTheWatch) {
+  expectNoLostUpdateAcrossCompaction(
+      {"--backend", "kubernetes"}, kPolicies, [](const json& policy) {
+        const json ingress = policy.value("spec", json::object()).value("ingress", json::array());
+        if (ingress.empty() || !ingress[0].is_object()) return -1;
+        const json ports = ingress[0].value("ports", json::array());
+        if (ports.empty() || !ports[0].is_object()) return -1;
+        const json port = ports[0].value("port", json());
+        return port.is_number_integer() ? port.get<int>() : -1;
+      });
+}
+
 }  // namespace
 }  // namespace picket::integration

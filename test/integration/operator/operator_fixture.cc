@@ -1,5 +1,7 @@
 #include "test/integration/operator/operator_fixture.h"
 
+#include <gmock/gmock.h>
+
 #include <iostream>
 #include <mutex>
 #include <utility>
@@ -181,6 +183,82 @@ std::string OperatorTest::logs() const {
     out += "----- " + process->identity() + "\n" + process->log();
   }
   return out;
+}
+
+void OperatorTest::expectNoLostUpdateAcrossCompaction(
+    const std::vector<std::string>& backend_args, const kube::Resource& policies,
+    const std::function<int(const json&)>& port_of) {
+  // The waits are long: a second API server starts slowly on a loaded machine, and after it is
+  // back the operator's backoff (up to 30 s) decides when it tries again.
+  constexpr std::chrono::seconds kRecover{150};
+  ApiServerProcess server({"--watch-cache=false"}, dir_.path(), dir_.file("apiserver.log"));
+  Status started = server.start(std::chrono::seconds(120));
+  ASSERT_TRUE(started) << started.error().describe();
+
+  std::vector<std::string> args = backend_args;
+  // Without leader election: the Lease could not be renewed while the server is down, and the
+  // operator would exit instead of resuming its watches.
+  args.insert(args.end(), {"--kubeconfig", server.kubeconfigPath(), "--leader-elect=false"});
+  OperatorProcess& op = startOperator("op-compaction", args);
+
+  const auto spec = [](const std::string& service, int port) {
+    return json{{"service", service},
+                {"ports", {{{"port", port}, {"protocol", "TCP"}}}},
+                {"callers", {{{"service", "web"}}}}};
+  };
+  const auto has_port = [&](int port) {
+    return [&port_of, port](const json& policy) { return port_of(policy) == port; };
+  };
+  for (int i = 0; i < 5; ++i) {
+    const std::string name = "svc-" + std::to_string(i);
+    ASSERT_TRUE(createAllowlist(name, spec(name, 8000 + i)));
+  }
+  for (int i = 0; i < 5; ++i) {
+    const std::string name = "svc-" + std::to_string(i);
+    ASSERT_TRUE(waitForObject(policies, "picket-" + name, has_port(8000 + i), kRecover));
+    ASSERT_TRUE(waitForReady(name, "True", "PolicyApplied", 1, kRecover));
+  }
+
+  // Every watch of the operator ends here; what follows happens while it cannot watch.
+  server.stop(std::chrono::seconds(30));
+  for (int i = 0; i < 3; ++i) {
+    const std::string name = "svc-" + std::to_string(i);
+    ASSERT_TRUE(replaceSpec(name, spec(name, 9000 + i)));
+    ASSERT_TRUE(replaceSpec(name, spec(name, 9100 + i)));
+  }
+  ASSERT_TRUE(client().remove(kAllowlists, ns(), "svc-3", kube::DeleteOptions{}));
+  ASSERT_TRUE(createAllowlist("svc-5", spec("svc-5", 8005)));
+  ASSERT_TRUE(createAllowlist("svc-6", spec("svc-6", 8006)));
+  auto compacted = cluster().compactEtcd();
+  ASSERT_TRUE(compacted) << compacted.error().describe();
+  started = server.start(std::chrono::seconds(120));
+  ASSERT_TRUE(started) << started.error().describe();
+
+  // The declared state: two updates each of svc-0..2 (generation 3), svc-3 gone, svc-4 as it was,
+  // svc-5 and svc-6 new.
+  for (int i = 0; i < 3; ++i) {
+    const std::string name = "svc-" + std::to_string(i);
+    EXPECT_TRUE(waitForObject(policies, "picket-" + name, has_port(9100 + i), kRecover));
+    EXPECT_TRUE(waitForReady(name, "True", "PolicyApplied", 3, kRecover));
+  }
+  EXPECT_TRUE(waitForGone(policies, "picket-svc-3", kGarbageCollection + kRecover))
+      << "the policy of the deleted allowlist svc-3 stayed";
+  EXPECT_TRUE(waitForObject(policies, "picket-svc-4", has_port(8004), kRecover));
+  EXPECT_TRUE(waitForReady("svc-4", "True", "PolicyApplied", 1, kRecover));
+  for (int i = 5; i < 7; ++i) {
+    const std::string name = "svc-" + std::to_string(i);
+    EXPECT_TRUE(waitForObject(policies, "picket-" + name, has_port(8000 + i), kRecover));
+    EXPECT_TRUE(waitForReady(name, "True", "PolicyApplied", 1, kRecover));
+  }
+
+  // The changes reached the operator through a relist after the 410, not a resumed watch.
+  const std::string log = op.log();
+  EXPECT_THAT(log, ::testing::ContainsRegex(
+                       "informer serviceallowlists: resourceVersion [0-9]+ expired; relisting"));
+  EXPECT_THAT(log, ::testing::ContainsRegex("informer " + policies.plural +
+                                            "\\.[a-z0-9.]+: "
+                                            "resourceVersion [0-9]+ expired; relisting"));
+  if (HasFailure()) std::cerr << "second kube-apiserver log (end):\n" << server.logTail() << "\n";
 }
 
 }  // namespace picket::integration

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -12,6 +13,7 @@
 #include "common/result.h"
 #include "kube/resource.h"
 #include "test/integration/cluster_env.h"
+#include "test/integration/operator/apiserver_process.h"
 #include "test/integration/operator/operator_process.h"
 
 namespace picket::integration {
@@ -67,6 +69,20 @@ class OperatorTest : public ClusterTest {
 
   // The logs of every operator started, for failure messages.
   std::string logs() const;
+
+  // Proves that no update is lost when the operator's watches are broken by an etcd compaction
+  // (issue 4), on the backend that `backend_args` selects, whose policies are `policies` and whose
+  // allow rule's port `port_of` reads (-1 when absent). The operator talks to a second API server
+  // started with --watch-cache=false, so its watches are served by etcd itself (the shared server
+  // serves custom resources from its watch cache, which hides compactions). With allowlists
+  // applied, that server is stopped, which breaks every watch; a burst of changes (updates,
+  // creates, a delete) is made through the shared server; etcd is compacted past every version the
+  // operator saw; the server is started again. The operator's re-watch from its last version is
+  // refused with 410 Gone, its informers relist (the log says so), and the policies and statuses
+  // end exactly as the allowlists declare.
+  void expectNoLostUpdateAcrossCompaction(const std::vector<std::string>& backend_args,
+                                          const kube::Resource& policies,
+                                          const std::function<int(const nlohmann::json&)>& port_of);
 
   TempDir dir_;
   std::vector<std::unique_ptr<OperatorProcess>> operators_;
