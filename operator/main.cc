@@ -103,6 +103,9 @@ int run(const std::vector<std::string>& args, const sigset_t& signals) {
   controller_options.lease_namespace =
       options->lease_namespace.empty() ? cluster->default_namespace : options->lease_namespace;
   controller_options.lease_name = options->lease_name;
+  controller_options.lease_duration = options->lease_duration;
+  controller_options.renew_deadline = options->renew_deadline;
+  controller_options.retry_period = options->retry_period;
   controller_options.identity = options->identity.empty() ? defaultIdentity() : options->identity;
   controller_options.metrics_host = options->metrics_host;
   controller_options.metrics_port = options->metrics_port;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <chrono>
 #include <fstream>
 #include <optional>
 #include <sstream>
@@ -27,6 +28,25 @@ Result<bool> parseBool(std::string_view flag, std::string_view text) {
   if (text == "true" || text == "1") return true;
   if (text == "false" || text == "0") return false;
   return invalid(flag, "\"" + std::string(text) + "\" is not true or false");
+}
+
+// A duration of leader election: a whole number with the unit ms, s or m ("500ms", "15s", "1m").
+std::optional<std::chrono::milliseconds> parseDuration(std::string_view text) {
+  size_t digits = 0;
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+  if (digits == 0 || digits > 9) return std::nullopt;
+  auto number = parseNumber(text.substr(0, digits));
+  if (!number) return std::nullopt;
+  const std::string_view unit = text.substr(digits);
+  if (unit == "ms") return std::chrono::milliseconds(*number);
+  if (unit == "s") return std::chrono::seconds(*number);
+  if (unit == "m") return std::chrono::minutes(*number);
+  return std::nullopt;
+}
+
+std::string formatDuration(std::chrono::milliseconds duration) {
+  if (duration.count() % 1000 == 0) return std::to_string(duration.count() / 1000) + "s";
+  return std::to_string(duration.count()) + "ms";
 }
 
 // A DNS-1123 label: what namespace and Lease names must be.
@@ -80,6 +100,8 @@ Result<OperatorOptions> parseOperatorOptions(const std::vector<std::string>& arg
   static const std::vector<std::string_view> kValued = {
       "kubeconfig", "context", "backend", "config", "namespace", "lease-name", "metrics-addr",
       "workers", "identity", "watch-namespace",
+      // Leader election timing.
+      "lease-duration", "renew-deadline", "retry-period",
       // The webhook certificate manager.
       "webhook-secret", "webhook-config", "webhook-service", "cluster-domain", "cert-check-period"};
   static const std::vector<std::string_view> kBoolean = {"leader-elect", "help", "version"};
@@ -183,6 +205,25 @@ Result<OperatorOptions> parseOperatorOptions(const std::vector<std::string>& arg
         return invalid(name, "\"" + text + "\" is not a number of seconds from 1 to 86400");
       }
       options.cert_check_period_seconds = *number;
+    } else if (name == "lease-duration" || name == "renew-deadline" || name == "retry-period") {
+      auto duration = parseDuration(text);
+      // An hour is far beyond any sensible failover time; more is a typo.
+      if (!duration || duration->count() <= 0 || *duration > std::chrono::hours(1)) {
+        return invalid(name, "\"" + text +
+                                 "\" is not a duration from 1ms to 1h with the unit ms, s or m "
+                                 "(e.g. 15s)");
+      }
+      if (name == "lease-duration") {
+        // The Lease records whole seconds (spec.leaseDurationSeconds).
+        if (duration->count() % 1000 != 0) {
+          return invalid(name, "\"" + text + "\" is not a whole number of seconds");
+        }
+        options.lease_duration = std::chrono::duration_cast<std::chrono::seconds>(*duration);
+      } else if (name == "renew-deadline") {
+        options.renew_deadline = *duration;
+      } else {
+        options.retry_period = *duration;
+      }
     }
   }
   // The certificate manager needs all three; one or two alone is a mistake, not a choice.
@@ -193,6 +234,18 @@ Result<OperatorOptions> parseOperatorOptions(const std::vector<std::string>& arg
     return makeError(ErrorCode::kInvalidArgument,
                      "--webhook-secret, --webhook-config and --webhook-service go together: give "
                      "all three to manage the webhook's certificates, or none");
+  }
+  // The leader must give up before its Lease can expire for the others, and must get more than
+  // one try to renew in that time.
+  if (!(options.lease_duration > options.renew_deadline &&
+        options.renew_deadline > options.retry_period)) {
+    return makeError(ErrorCode::kInvalidArgument,
+                     "--lease-duration (" + formatDuration(options.lease_duration) +
+                         ") must be longer than --renew-deadline (" +
+                         formatDuration(options.renew_deadline) +
+                         "), which must be longer than --retry-period (" +
+                         formatDuration(options.retry_period) + ")",
+                     "lease-duration");
   }
   return options;
 }
@@ -213,6 +266,12 @@ Flags:
                            the pod's namespace)
   --leader-elect[=BOOL]    elect one leader on a Lease; only it writes (default: true)
   --lease-name NAME        name of the Lease (default: picket-operator)
+  --lease-duration D       how long the Lease holds without renewal; after a leader dies, another
+                           replica takes over within it (whole seconds, default: 15s)
+  --renew-deadline D       how long the leader tries to renew before it stops writing and exits;
+                           shorter than --lease-duration (default: 10s)
+  --retry-period D         how often replicas try to acquire or renew the Lease; shorter than
+                           --renew-deadline (default: 2s). Durations: 500ms, 15s, 1m
   --metrics-addr ADDR      [HOST]:PORT serving /healthz, /readyz, /metrics (default: :9090)
   --workers N              namespaces reconciled at once, 1-64 (default: 2)
   --identity NAME          this replica's name in the Lease and Events (default: hostname_pid)

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -29,6 +30,13 @@ struct OperatorOptions {
   bool leader_elect = true;
   // --lease-name.
   std::string lease_name = "picket-operator";
+  // --lease-duration, --renew-deadline, --retry-period (durations: "15s", "500ms", "1m"):
+  // how long a Lease holds without renewal (whole seconds, what the Lease records), how long the
+  // leader keeps trying to renew before it stops writing, and how often candidates and the leader
+  // try. lease_duration > renew_deadline > retry_period, as client-go requires.
+  std::chrono::seconds lease_duration{15};
+  std::chrono::milliseconds renew_deadline{10000};
+  std::chrono::milliseconds retry_period{2000};
   // --metrics-addr [HOST]:PORT for /healthz, /readyz and /metrics (plain HTTP); ":9090" binds
   // every address. Port 0 picks a free one (the log says which).
   std::string metrics_host = "0.0.0.0";

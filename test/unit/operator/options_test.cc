@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -114,6 +115,52 @@ TEST(OperatorOptionsTest, NamesTheFlagAtFault) {
       {{"--frobnicate"}, "unknown flag --frobnicate"},
       {{"extra"}, "unexpected argument \"extra\""},
       {{"--identity="}, "--identity: must be 1 to 128 characters"},
+  };
+  for (const Row& row : rows) {
+    auto options = parseOperatorOptions(row.args);
+    ASSERT_FALSE(options) << row.args.front();
+    EXPECT_EQ(options.error().code, ErrorCode::kInvalidArgument);
+    EXPECT_THAT(options.error().message, HasSubstr(row.message));
+  }
+}
+
+// Tests that the leader election timing flags are read in their units, with the defaults of
+// client-go (15s, 10s, 2s) without them.
+TEST(OperatorOptionsTest, ReadsLeaderElectionTiming) {
+  auto defaults = parseOperatorOptions({});
+  ASSERT_TRUE(defaults) << defaults.error().describe();
+  EXPECT_EQ(defaults->lease_duration, std::chrono::seconds(15));
+  EXPECT_EQ(defaults->renew_deadline, std::chrono::seconds(10));
+  EXPECT_EQ(defaults->retry_period, std::chrono::seconds(2));
+
+  auto options = parseOperatorOptions(
+      {"--lease-duration", "1m", "--renew-deadline=4s", "--retry-period", "500ms"});
+  ASSERT_TRUE(options) << options.error().describe();
+  EXPECT_EQ(options->lease_duration, std::chrono::seconds(60));
+  EXPECT_EQ(options->renew_deadline, std::chrono::seconds(4));
+  EXPECT_EQ(options->retry_period, std::chrono::milliseconds(500));
+}
+
+// Tests that bad timing is refused with the flag named: no unit, a fraction of a second in the
+// Lease, zero, more than an hour, and an order in which the leader could not step down in time.
+TEST(OperatorOptionsTest, RefusesBadLeaderElectionTiming) {
+  struct Row {
+    std::vector<std::string> args;
+    std::string message;
+  };
+  const std::vector<Row> rows = {
+      {{"--lease-duration", "15"}, "--lease-duration: \"15\" is not a duration"},
+      {{"--lease-duration", "1500ms"}, "--lease-duration: \"1500ms\" is not a whole number"},
+      {{"--retry-period", "0s"}, "--retry-period: \"0s\" is not a duration from 1ms to 1h"},
+      {{"--renew-deadline", "2h"}, "--renew-deadline: \"2h\" is not a duration"},
+      {{"--renew-deadline", "61m"}, "--renew-deadline: \"61m\" is not a duration from 1ms to 1h"},
+      {{"--retry-period", "-1s"}, "--retry-period: \"-1s\" is not a duration"},
+      {{"--lease-duration", "10s"},
+       "--lease-duration (10s) must be longer than --renew-deadline (10s)"},
+      {{"--renew-deadline", "2s"}, "which must be longer than --retry-period (2s)"},
+      {{"--lease-duration=4s", "--renew-deadline=3s", "--retry-period=3500ms"},
+       "--lease-duration (4s) must be longer than --renew-deadline (3s), which must be longer "
+       "than --retry-period (3500ms)"},
   };
   for (const Row& row : rows) {
     auto options = parseOperatorOptions(row.args);
