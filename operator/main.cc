@@ -8,14 +8,19 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <exception>
+#include <fstream>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <stop_token>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "common/yaml_json.h"
+#include "controlplane/control_plane.h"
 #include "kube/client.h"
 #include "kube/clock.h"
 #include "kube/config.h"
@@ -24,6 +29,7 @@
 #include "operator/cert_manager.h"
 #include "operator/controller.h"
 #include "operator/options.h"
+#include "operator/xds_options.h"
 
 namespace {
 
@@ -50,6 +56,35 @@ picket::op::CertManagerOptions certManagerOptions(const picket::op::OperatorOpti
   return certs;
 }
 
+// The xDS server's options: the injector config named by --injector-config or
+// $PICKET_INJECTOR_CONFIG, the --config file's `xds` section, --xds-addr and the planner's extra
+// ingress rules.
+picket::Result<picket::xds::ControlPlaneOptions> xdsOptions(
+    const picket::op::OperatorOptions& options, const picket::op::OperatorConfig& config) {
+  using namespace picket;
+  op::XdsSources sources;
+  std::string path = options.injector_config_file;
+  if (path.empty()) {
+    const char* from_env = std::getenv("PICKET_INJECTOR_CONFIG");
+    if (from_env != nullptr) path = from_env;
+  }
+  if (!path.empty()) {
+    std::ifstream in(path);
+    if (!in) {
+      return makeError(ErrorCode::kIo, "--injector-config: cannot read " + path, path);
+    }
+    sources.injector_yaml.assign(std::istreambuf_iterator<char>(in), {});
+    sources.injector_origin = path;
+  }
+  sources.overrides = config.xds;
+  if (options.xds_port) {
+    sources.listen_host = options.xds_host;
+    sources.listen_port = options.xds_port;
+  }
+  sources.planner = &config.planner;
+  return op::buildXdsOptions(sources);
+}
+
 int run(const std::vector<std::string>& args, const sigset_t& signals) {
   using namespace picket;
   auto options = op::parseOperatorOptions(args);
@@ -65,15 +100,25 @@ int run(const std::vector<std::string>& args, const sigset_t& signals) {
     std::cout << "picket-operator " << PICKET_VERSION << "\n";
     return 0;
   }
-  op::PlannerConfig planner;
+  op::OperatorConfig config;
   if (!options->config_file.empty()) {
-    auto loaded = op::loadPlannerConfig(options->config_file);
+    auto loaded = op::loadOperatorConfig(options->config_file);
     if (!loaded) {
       std::cerr << "picket-operator: " << loaded.error().message << "\n";
       return kExitUsage;
     }
-    planner = std::move(*loaded);
+    config = std::move(*loaded);
   }
+  std::optional<xds::ControlPlaneOptions> xds_options;
+  if (options->serve_xds) {
+    auto built = xdsOptions(*options, config);
+    if (!built) {
+      std::cerr << "picket-operator: " << built.error().message << "\n";
+      return kExitUsage;
+    }
+    xds_options = std::move(*built);
+  }
+  op::PlannerConfig& planner = config.planner;
 
   auto cluster = kube::loadDefaultConfig(options->kubeconfig, options->context);
   if (!cluster) {
@@ -118,6 +163,34 @@ int run(const std::vector<std::string>& args, const sigset_t& signals) {
   LOG(INFO) << "serving /healthz, /readyz and /metrics on http://" << options->metrics_host << ":"
             << (*controller)->metricsPort();
 
+  // The xDS server, on every replica (it only reads the cluster). It shares the controller's
+  // Namespace informer, and its allowlist informer unless that one covers a single namespace;
+  // its handlers go on before the controller starts them in run().
+  std::unique_ptr<xds::InformerSet> xds_informers;
+  std::unique_ptr<xds::ControlPlane> control_plane;
+  if (xds_options) {
+    xds::Informers shared;
+    shared.namespaces = &(*controller)->namespaceInformer();
+    if (options->watch_namespace.empty()) {
+      shared.allowlists = &(*controller)->allowlistInformer();
+    }
+    xds_informers = std::make_unique<xds::InformerSet>(client, kube::realClock(), shared);
+    auto created = xds::ControlPlane::create(*xds_options, xds_informers->informers(),
+                                             kube::realClock(), (*controller)->registry());
+    if (!created) {
+      std::cerr << "picket-operator: " << created.error().message << "\n";
+      return kExitUsage;
+    }
+    control_plane = std::move(*created);
+    xds_informers->start();
+    if (Status started = control_plane->start(); !started) {
+      LOG(ERROR) << "cannot start the xDS server: " << started.error().describe();
+      return kExitFailed;
+    }
+    LOG(INFO) << "serving REST xDS on " << xds_options->listen.bind_address << ":"
+              << control_plane->port();
+  }
+
   // Signals are blocked in every thread (main blocked them before any started); this one takes
   // them synchronously and asks the controller to stop.
   std::stop_source stop;
@@ -151,6 +224,10 @@ int run(const std::vector<std::string>& args, const sigset_t& signals) {
   }
 
   Status outcome = (*controller)->run(stop.get_token());
+  if (control_plane) {
+    control_plane->stop();
+    xds_informers->stop();
+  }
   if (!outcome) {
     LOG(ERROR) << outcome.error().describe();
     return kExitFailed;

@@ -102,9 +102,12 @@ Result<OperatorOptions> parseOperatorOptions(const std::vector<std::string>& arg
       "workers", "identity", "watch-namespace",
       // Leader election timing.
       "lease-duration", "renew-deadline", "retry-period",
+      // The xDS server.
+      "injector-config", "xds-addr",
       // The webhook certificate manager.
       "webhook-secret", "webhook-config", "webhook-service", "cluster-domain", "cert-check-period"};
-  static const std::vector<std::string_view> kBoolean = {"leader-elect", "help", "version"};
+  static const std::vector<std::string_view> kBoolean = {"leader-elect", "serve-xds", "help",
+                                                         "version"};
 
   for (size_t i = 0; i < args.size(); ++i) {
     std::string_view arg = args[i];
@@ -133,6 +136,7 @@ Result<OperatorOptions> parseOperatorOptions(const std::vector<std::string>& arg
         flag = *parsed;
       }
       if (name == "leader-elect") options.leader_elect = flag;
+      if (name == "serve-xds") options.serve_xds = flag;
       if (name == "help") options.help = flag;
       if (name == "version") options.version = flag;
       continue;
@@ -167,6 +171,15 @@ Result<OperatorOptions> parseOperatorOptions(const std::vector<std::string>& arg
           !parsed) {
         return invalid(name, parsed.error().message);
       }
+    } else if (name == "injector-config") {
+      if (text.empty()) return invalid(name, "needs a file name");
+      options.injector_config_file = text;
+    } else if (name == "xds-addr") {
+      uint16_t port = 0;
+      if (auto parsed = parseListenAddress(text, options.xds_host, port); !parsed) {
+        return invalid(name, parsed.error().message);
+      }
+      options.xds_port = port;
     } else if (name == "workers") {
       auto number = parseNumber(text);
       if (!number || *number < 1 || *number > 64) {
@@ -260,8 +273,8 @@ Flags:
   --context NAME           kubeconfig context (default: current-context)
   --backend MODE           auto | calico | kubernetes (default: auto: Calico when the cluster
                            serves projectcalico.org/v3, else Kubernetes NetworkPolicy)
-  --config FILE            planner configuration, YAML or JSON: identityLabel, order,
-                           extraIngress (see docs/allowlist.md)
+  --config FILE            operator configuration, YAML or JSON: identityLabel, order,
+                           extraIngress (see docs/allowlist.md), xds (docs/configuration.md)
   --namespace NS           namespace of the leader-election Lease (default: the context's or
                            the pod's namespace)
   --leader-elect[=BOOL]    elect one leader on a Lease; only it writes (default: true)
@@ -285,6 +298,11 @@ Flags:
                            names NAME, NAME.NS, NAME.NS.svc and NAME.NS.svc.DOMAIN
   --cluster-domain DOMAIN  the cluster's DNS domain (default: cluster.local)
   --cert-check-period N    seconds between certificate checks, 1-86400 (default: 600)
+  --serve-xds[=BOOL]       serve REST xDS to the sidecars on every replica (default: true)
+  --injector-config FILE   the injector's configuration (as picket-webhook reads it), so xDS
+                           agrees with the sidecars on ports, timeouts, cluster domain and
+                           identity label (default: $PICKET_INJECTOR_CONFIG, else built-in)
+  --xds-addr ADDR          [HOST]:PORT of the xDS server (default: :<injector xds.port>, 15010)
   --help                   print this help
   --version                print the version
 
@@ -292,7 +310,7 @@ SIGTERM or SIGINT: stop writing, release the Lease, flush Events, exit 0.
 )";
 }
 
-Result<PlannerConfig> loadPlannerConfig(const std::string& path) {
+Result<OperatorConfig> loadOperatorConfig(const std::string& path) {
   std::ifstream in(path);
   if (!in) {
     return makeError(ErrorCode::kIo, "--config: cannot read " + path, path);
@@ -301,12 +319,24 @@ Result<PlannerConfig> loadPlannerConfig(const std::string& path) {
   text << in.rdbuf();
   auto document = yamlToJson(text.str(), path);
   if (!document) return makeError(std::move(document.error()));
-  auto config = parsePlannerConfig(*document);
-  if (!config) {
-    Error error = std::move(config.error());
+  OperatorConfig config;
+  // The planner rejects keys it does not know, so the control plane's part comes out first.
+  if (document->is_object()) {
+    if (auto xds = document->find("xds"); xds != document->end()) {
+      if (!xds->is_object()) {
+        return makeError(ErrorCode::kInvalidArgument, path + ": xds: must be an object", "xds");
+      }
+      config.xds = std::move(*xds);
+      document->erase("xds");
+    }
+  }
+  auto planner = parsePlannerConfig(*document);
+  if (!planner) {
+    Error error = std::move(planner.error());
     error.message = path + ": " + error.message;
     return makeError(std::move(error));
   }
+  config.planner = std::move(*planner);
   return config;
 }
 

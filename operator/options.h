@@ -2,6 +2,8 @@
 
 #include <chrono>
 #include <cstdint>
+#include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -61,6 +63,17 @@ struct OperatorOptions {
   std::string cluster_domain = "cluster.local";
   // --cert-check-period SECONDS (1-86400): how often the leader checks the certificates.
   int cert_check_period_seconds = 600;
+  // The xDS server every replica runs for the sidecars (see controlplane/control_plane.h):
+  // --serve-xds[=BOOL] (default true) turns it off, e.g. for a policy-only install.
+  bool serve_xds = true;
+  // --injector-config FILE: the injector's configuration (what picket-webhook reads), so the xDS
+  // server agrees with the sidecars on ports, timeouts, the cluster domain and the identity label.
+  // Empty: $PICKET_INJECTOR_CONFIG, else the injector's defaults.
+  std::string injector_config_file;
+  // --xds-addr [HOST]:PORT: where the xDS server listens; empty: every address on the injector
+  // config's xds.port. Port 0 picks a free one (the log says which).
+  std::string xds_host;
+  std::optional<uint16_t> xds_port;
   // True when the webhook certificate manager should run.
   bool manageWebhookCertificates() const { return !webhook_secret_name.empty(); }
   // --help / --version: print and exit.
@@ -75,9 +88,17 @@ Result<OperatorOptions> parseOperatorOptions(const std::vector<std::string>& arg
 // The text --help prints.
 std::string operatorUsage();
 
-// Reads the planner configuration file (YAML or JSON, see parsePlannerConfig). Errors name the
-// file and the field ("config.yaml: extraIngress[0].reason: is required ...").
-Result<PlannerConfig> loadPlannerConfig(const std::string& path);
+// picket-operator's --config file: the planner's keys, plus an optional `xds` object with the
+// control plane's own settings (see xds::parseControlPlaneConfig), kept as JSON for main to
+// overlay on the options derived from the injector config.
+struct OperatorConfig {
+  PlannerConfig planner;
+  nlohmann::json xds = nlohmann::json::object();
+};
+
+// Reads --config (YAML or JSON) into an OperatorConfig. Errors name the file and the field
+// ("config.yaml: extraIngress[0].reason: is required ..."); `xds` must be an object.
+Result<OperatorConfig> loadOperatorConfig(const std::string& path);
 
 // Parses "[HOST]:PORT" (":9090", "127.0.0.1:0", "[::1]:9090") into `host` ("0.0.0.0" when
 // empty) and `port`.

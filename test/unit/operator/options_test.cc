@@ -27,6 +27,9 @@ TEST(OperatorOptionsTest, DefaultsWithoutFlags) {
   EXPECT_EQ(options->workers, 2);
   EXPECT_TRUE(options->identity.empty());
   EXPECT_TRUE(options->watch_namespace.empty());
+  EXPECT_TRUE(options->serve_xds);
+  EXPECT_TRUE(options->injector_config_file.empty());
+  EXPECT_FALSE(options->xds_port);
 }
 
 // Tests that the webhook certificate flags are read, and that the manager is off without them.
@@ -77,11 +80,28 @@ TEST(OperatorOptionsTest, RefusesBadWebhookCertificateFlags) {
 
 // Tests that every flag is read, in both spellings.
 TEST(OperatorOptionsTest, ReadsEveryFlag) {
-  auto options = parseOperatorOptions({"--kubeconfig", "/k", "--context=dev", "--backend",
-                                       "kubernetes", "--config=/c.yaml", "--namespace",
-                                       "picket-system", "--leader-elect=false", "--lease-name",
-                                       "lease", "--metrics-addr=127.0.0.1:0", "--workers", "8",
-                                       "--identity", "pod-1", "--watch-namespace", "team"});
+  auto options = parseOperatorOptions({"--kubeconfig",
+                                       "/k",
+                                       "--context=dev",
+                                       "--backend",
+                                       "kubernetes",
+                                       "--config=/c.yaml",
+                                       "--namespace",
+                                       "picket-system",
+                                       "--leader-elect=false",
+                                       "--lease-name",
+                                       "lease",
+                                       "--metrics-addr=127.0.0.1:0",
+                                       "--workers",
+                                       "8",
+                                       "--identity",
+                                       "pod-1",
+                                       "--watch-namespace",
+                                       "team",
+                                       "--serve-xds=false",
+                                       "--injector-config",
+                                       "/i.yaml",
+                                       "--xds-addr=127.0.0.1:0"});
   ASSERT_TRUE(options) << options.error().describe();
   EXPECT_EQ(options->kubeconfig, "/k");
   EXPECT_EQ(options->context, "dev");
@@ -95,6 +115,10 @@ TEST(OperatorOptionsTest, ReadsEveryFlag) {
   EXPECT_EQ(options->workers, 8);
   EXPECT_EQ(options->identity, "pod-1");
   EXPECT_EQ(options->watch_namespace, "team");
+  EXPECT_FALSE(options->serve_xds);
+  EXPECT_EQ(options->injector_config_file, "/i.yaml");
+  EXPECT_EQ(options->xds_host, "127.0.0.1");
+  EXPECT_EQ(options->xds_port, 0);
 }
 
 // Tests that bad input names the flag at fault, row by row.
@@ -115,6 +139,9 @@ TEST(OperatorOptionsTest, NamesTheFlagAtFault) {
       {{"--frobnicate"}, "unknown flag --frobnicate"},
       {{"extra"}, "unexpected argument \"extra\""},
       {{"--identity="}, "--identity: must be 1 to 128 characters"},
+      {{"--xds-addr", "15010"}, "--xds-addr: \"15010\" is not [HOST]:PORT"},
+      {{"--serve-xds=sometimes"}, "--serve-xds: \"sometimes\" is not true or false"},
+      {{"--injector-config="}, "--injector-config: needs a file name"},
   };
   for (const Row& row : rows) {
     auto options = parseOperatorOptions(row.args);
@@ -199,7 +226,7 @@ class ConfigFileTest : public ::testing::Test {
 
 // Tests that a YAML planner configuration loads.
 TEST_F(ConfigFileTest, LoadsYamlConfiguration) {
-  auto config = loadPlannerConfig(write(R"(identityLabel: app
+  auto loaded = loadOperatorConfig(write(R"(identityLabel: app
 order: 500
 extraIngress:
   - name: monitoring
@@ -207,28 +234,44 @@ extraIngress:
     from: {namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: monitoring}}}
     ports: [{port: 15090}]
 )"));
-  ASSERT_TRUE(config) << config.error().describe();
+  ASSERT_TRUE(loaded) << loaded.error().describe();
+  const PlannerConfig* config = &loaded->planner;
   EXPECT_EQ(config->identity_label, "app");
   EXPECT_EQ(config->order, 500);
   ASSERT_EQ(config->extra_ingress.size(), 1u);
   EXPECT_EQ(config->extra_ingress[0].name, "monitoring");
+  EXPECT_TRUE(loaded->xds.empty());
+}
+
+// Tests that the control plane's `xds` section is split off for the xDS server, not rejected by
+// the planner, and that a non-object `xds` is an error naming the file.
+TEST_F(ConfigFileTest, SplitsOffTheXdsSection) {
+  auto loaded = loadOperatorConfig(write("order: 700\nxds:\n  debounceMs: 20\n"));
+  ASSERT_TRUE(loaded) << loaded.error().describe();
+  EXPECT_EQ(loaded->planner.order, 700);
+  EXPECT_EQ(loaded->xds, nlohmann::json::parse(R"({"debounceMs": 20})"));
+
+  const std::string path = write("xds: [1, 2]\n");
+  auto bad = loadOperatorConfig(path);
+  ASSERT_FALSE(bad);
+  EXPECT_THAT(bad.error().message, HasSubstr(path + ": xds: must be an object"));
 }
 
 // Tests that a configuration error names the file and the field.
 TEST_F(ConfigFileTest, NamesFileAndFieldOfErrors) {
   const std::string path = write("extraIngress:\n  - name: monitoring\n    from: {service: x}\n");
-  auto config = loadPlannerConfig(path);
+  auto config = loadOperatorConfig(path);
   ASSERT_FALSE(config);
   EXPECT_THAT(config.error().message, HasSubstr(path + ": extraIngress[0].reason: is required"));
 }
 
 // Tests that a missing file and malformed YAML are reported with the file name.
 TEST_F(ConfigFileTest, ReportsUnreadableFiles) {
-  auto missing = loadPlannerConfig("/nonexistent/picket.yaml");
+  auto missing = loadOperatorConfig("/nonexistent/picket.yaml");
   ASSERT_FALSE(missing);
   EXPECT_THAT(missing.error().message, HasSubstr("cannot read /nonexistent/picket.yaml"));
   const std::string path = write("order: [1,\n");
-  auto malformed = loadPlannerConfig(path);
+  auto malformed = loadOperatorConfig(path);
   ASSERT_FALSE(malformed);
   EXPECT_THAT(malformed.error().message, HasSubstr(path + ":"));
 }
