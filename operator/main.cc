@@ -139,6 +139,16 @@ int run(const std::vector<std::string>& args, const sigset_t& signals) {
   }
   LOG(INFO) << "backend " << op::backendName(backend->backend) << ": " << backend->reason;
   planner.backend = backend->backend;
+  // Without the ServiceAllowlist CRD the allowlist informer only logs "404 page not found" at
+  // each retry. Say once what is missing and what to do; keep running, so that the CRD is picked
+  // up when it is installed, without a restart.
+  if (auto served = client.serves("picket.dev", "v1alpha1", "serviceallowlists");
+      served && !*served) {
+    LOG(ERROR) << "CRDMissing: the cluster does not serve picket.dev/v1alpha1 serviceallowlists: "
+                  "install the ServiceAllowlist CRD (crds/serviceallowlists.picket.dev.yaml; the "
+                  "Helm chart installs it). Until it is served nothing is reconciled and /readyz "
+                  "answers 503";
+  }
 
   op::ControllerOptions controller_options;
   controller_options.planner = std::move(planner);
