@@ -198,6 +198,7 @@ bool Informer::listAndReplace() {
   }
   std::map<std::string, ObjectPtr, std::less<>> fresh;
   for (json& item : listed->items) {
+    if (options_.transform) options_.transform(item);
     Result<std::string> key = objectKey(item);
     if (!key) {
       LOG(ERROR) << "informer " << options_.name
@@ -269,7 +270,11 @@ bool Informer::applyEvent(const WatchEvent& event, bool& saw_event, Status& watc
                << " event: " << key.error().describe();
     return true;
   }
-  auto object = std::make_shared<const json>(event.object);
+  json copy = event.object;
+  // A deleted object is only handed to on_delete, which gets what it would have got from the
+  // cache: the transformed form.
+  if (options_.transform) options_.transform(copy);
+  auto object = std::make_shared<const json>(std::move(copy));
   std::lock_guard<std::mutex> guard(mutex_);
   if (!version.empty()) {
     resource_version_ = version;

@@ -75,6 +75,11 @@ struct InformerOptions {
   std::chrono::milliseconds min_watch_duration{1000};
   // Uniform random numbers in [0, 1); empty = a seeded std::mt19937. Tests make it constant.
   std::function<double()> random;
+  // Applied to every listed object and every added or modified object of a watch before it is
+  // keyed and cached (client-go's SetTransform): drops what the informer's users never read, so the
+  // cache and what handlers receive hold only the rest. It must keep metadata.name,
+  // metadata.namespace and metadata.resourceVersion. Runs on the reflector thread; empty: none.
+  std::function<void(json& object)> transform;
 };
 
 // A reflector plus an indexed cache, like client-go's shared informer: LIST, then WATCH from the

@@ -1,9 +1,13 @@
 #include "operator/applier.h"
 
 #include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <functional>
 #include <utility>
 
 #include "operator/backend.h"
+#include "operator/internal/parallel.h"
 
 namespace picket::op {
 namespace {
@@ -90,6 +94,103 @@ bool topLevelSubset(const json& desired, const json& actual) {
   return true;
 }
 
+// FNV-1a over a canonical serialisation: a tag byte per value type, lengths before strings, so
+// that no two different values serialise alike.
+class Digester {
+ public:
+  void add(const json& value) {
+    switch (value.type()) {
+      case json::value_t::null:
+        byte('n');
+        break;
+      case json::value_t::boolean:
+        byte(value.get<bool>() ? 't' : 'f');
+        break;
+      case json::value_t::number_integer:
+        integer(std::to_string(value.get<int64_t>()));
+        break;
+      case json::value_t::number_unsigned:
+        integer(std::to_string(value.get<uint64_t>()));
+        break;
+      case json::value_t::number_float: {
+        // nlohmann's == finds 1000.0 equal to 1000 (Picket writes an order the server returns as
+        // an integer), so a whole number digests as the integer it equals.
+        const double number = value.get<double>();
+        if (std::isfinite(number) && std::trunc(number) == number && std::fabs(number) < 9.2e18) {
+          integer(std::to_string(static_cast<int64_t>(number)));
+        } else {
+          char text[32];
+          std::snprintf(text, sizeof(text), "%.17g", number);
+          byte('d');
+          string(text);
+        }
+        break;
+      }
+      case json::value_t::string:
+        byte('s');
+        string(value.get_ref<const std::string&>());
+        break;
+      case json::value_t::array:
+        byte('[');
+        for (const json& item : value) add(item);
+        byte(']');
+        break;
+      case json::value_t::object:
+        byte('{');
+        for (const auto& [key, item] : value.items()) {
+          string(key);
+          add(item);
+        }
+        byte('}');
+        break;
+      case json::value_t::binary:
+      case json::value_t::discarded:
+        byte('?');
+        break;
+    }
+  }
+  uint64_t digest() const { return hash_; }
+
+ private:
+  void byte(char c) {
+    hash_ ^= static_cast<unsigned char>(c);
+    hash_ *= 0x100000001b3ULL;
+  }
+  void string(std::string_view text) {
+    for (char c : std::to_string(text.size())) byte(c);
+    byte(':');
+    for (char c : text) byte(c);
+  }
+  void integer(const std::string& text) {
+    byte('i');
+    string(text);
+  }
+
+  uint64_t hash_ = 0xcbf29ce484222325ULL;
+};
+
+// The content of a policy that policyMatches compares: every top-level field but these.
+bool contentField(std::string_view key) {
+  return key != "apiVersion" && key != "kind" && key != "metadata" && key != kDigestsKey;
+}
+
+// Whether `digest` (one field's entry under kDigestsKey) says the same as `desired`, with the
+// subset rule of topLevelSubset.
+bool digestsMatch(const json& desired, const json& digest) {
+  if (!desired.is_object()) {
+    return digest.is_number_unsigned() && digest.get<uint64_t>() == contentDigest(desired);
+  }
+  if (!digest.is_object()) return false;
+  for (const auto& [key, value] : desired.items()) {
+    auto found = digest.find(key);
+    if (found == digest.end() || !found->is_number_unsigned() ||
+        found->get<uint64_t>() != contentDigest(value)) {
+      return false;
+    }
+  }
+  return true;
+}
+
 std::vector<std::string> sortedNames(std::vector<std::string> names) {
   std::sort(names.begin(), names.end());
   names.erase(std::unique(names.begin(), names.end()), names.end());
@@ -161,6 +262,49 @@ bool isManagedByPicket(const json& object) {
   return value != labels.end() && value->is_string() && *value == kManagedByValue;
 }
 
+uint64_t contentDigest(const json& value) {
+  Digester digester;
+  digester.add(value);
+  return digester.digest();
+}
+
+void slimPolicy(json& object) {
+  if (!object.is_object()) return;
+  json digests = json::object();
+  for (auto it = object.begin(); it != object.end();) {
+    if (!contentField(it.key())) {
+      ++it;
+      continue;
+    }
+    if (it->is_object()) {
+      json fields = json::object();
+      for (const auto& [key, value] : it->items()) fields[key] = contentDigest(value);
+      digests[it.key()] = std::move(fields);
+    } else {
+      digests[it.key()] = contentDigest(*it);
+    }
+    it = object.erase(it);
+  }
+  object[std::string(kDigestsKey)] = std::move(digests);
+
+  auto metadata = object.find("metadata");
+  if (metadata == object.end() || !metadata->is_object()) return;
+  json slim = json::object();
+  for (const char* key :
+       {"name", "namespace", "uid", "resourceVersion", "deletionTimestamp", "ownerReferences"}) {
+    auto found = metadata->find(key);
+    if (found != metadata->end()) slim[key] = std::move(*found);
+  }
+  for (const char* map : {"labels", "annotations"}) {
+    auto found = metadata->find(map);
+    if (found != metadata->end() && found->is_object()) {
+      json owned = ownedEntries(*found);
+      if (!owned.empty()) slim[map] = std::move(owned);
+    }
+  }
+  *metadata = std::move(slim);
+}
+
 bool policyMatches(const json& desired, const json& actual) {
   if (!desired.is_object() || !actual.is_object()) return false;
   if (desired.value("apiVersion", "") != actual.value("apiVersion", "") ||
@@ -178,16 +322,26 @@ bool policyMatches(const json& desired, const json& actual) {
       allowlistReferences(metadataField(actual, "ownerReferences"))) {
     return false;
   }
+  auto digests = actual.find(kDigestsKey);
+  const bool slimmed = digests != actual.end() && digests->is_object();
   for (const auto& [key, value] : desired.items()) {
-    if (key == "apiVersion" || key == "kind" || key == "metadata") continue;
+    if (!contentField(key)) continue;
+    if (slimmed) {
+      auto digest = digests->find(key);
+      if (digest == digests->end() || !digestsMatch(value, *digest)) return false;
+      continue;
+    }
     auto found = actual.find(key);
     if (found == actual.end() || !topLevelSubset(value, *found)) return false;
   }
   return true;
 }
 
-Applier::Applier(kube::Client& client, kube::Clock& clock, Backend backend)
-    : client_(client), clock_(clock), backend_(backend) {}
+Applier::Applier(kube::Client& client, kube::Clock& clock, Backend backend, size_t parallel_writes)
+    : client_(client),
+      clock_(clock),
+      backend_(backend),
+      parallel_writes_(std::max<size_t>(parallel_writes, 1)) {}
 
 ApplyReport Applier::apply(std::string_view ns, const std::vector<json>& desired,
                            const std::vector<kube::ObjectPtr>& actual,
@@ -203,6 +357,9 @@ ApplyReport Applier::apply(std::string_view ns, const std::vector<json>& desired
     bool desired = false;
   };
   std::map<std::pair<std::string, std::string>, Existing> existing;
+  // The writes and deletes to make: each fills its own, already placed, entry of report.changes
+  // (which is not resized meanwhile), so they can run at once.
+  std::vector<std::function<void()>> writes;
   for (const kube::ObjectPtr& object : actual) {
     if (!object || !isManagedByPicket(*object)) continue;
     if (metadataString(*object, "namespace") != ns) continue;
@@ -256,9 +413,14 @@ ApplyReport Applier::apply(std::string_view ns, const std::vector<json>& desired
       report.changes.push_back(std::move(change));
       continue;
     }
-    PolicyChange written = write(*resource, object, current);
-    written.allowlists = change.allowlists;
-    report.changes.push_back(std::move(written));
+    // Written below, with the other writes and deletes, into this slot.
+    const size_t slot = report.changes.size();
+    report.changes.push_back(std::move(change));
+    writes.push_back([this, slot, resource = *resource, &object, current, &report] {
+      PolicyChange written = write(resource, object, current);
+      written.allowlists = std::move(report.changes[slot].allowlists);
+      report.changes[slot] = std::move(written);
+    });
   }
 
   for (auto& [kind_name, entry] : existing) {
@@ -278,21 +440,27 @@ ApplyReport Applier::apply(std::string_view ns, const std::vector<json>& desired
     if (deletePending(key, *entry.object)) continue;
     auto resource = policyResourceForKind(backend_, change.kind);
     if (!resource) continue;
-    kube::DeleteOptions options;
-    options.precondition_uid = metadataString(*entry.object, "uid");
-    Status removed = client_.remove(*resource, ns, change.name, options);
-    // Gone already (the garbage collector, or a person, was first): the goal is met.
-    if (removed || removed.error().code == ErrorCode::kNotFound) {
-      change.action = PolicyAction::kDeleted;
-      std::lock_guard<std::mutex> guard(mutex_);
-      pending_[key] = Pending{clock_.now(), "", "", json(), options.precondition_uid};
-    } else {
-      change.action = PolicyAction::kFailed;
-      change.deleting = true;
-      change.error = std::move(removed.error());
-    }
+    const size_t slot = report.changes.size();
     report.changes.push_back(std::move(change));
+    writes.push_back([this, slot, key, ns = std::string(ns), resource = *resource,
+                      uid = metadataString(*entry.object, "uid"), &report] {
+      PolicyChange& deleted = report.changes[slot];
+      kube::DeleteOptions options;
+      options.precondition_uid = uid;
+      Status removed = client_.remove(resource, ns, deleted.name, options);
+      // Gone already (the garbage collector, or a person, was first): the goal is met.
+      if (removed || removed.error().code == ErrorCode::kNotFound) {
+        deleted.action = PolicyAction::kDeleted;
+        std::lock_guard<std::mutex> guard(mutex_);
+        pending_[key] = Pending{clock_.now(), "", "", 0, uid};
+      } else {
+        deleted.action = PolicyAction::kFailed;
+        deleted.deleting = true;
+        deleted.error = std::move(removed.error());
+      }
+    });
   }
+  internal::runParallel(writes.size(), parallel_writes_, [&writes](size_t i) { writes[i](); });
   return report;
 }
 
@@ -343,7 +511,7 @@ PolicyChange Applier::write(const kube::Resource& resource, const json& desired,
       existing != nullptr || forced_retry ? PolicyAction::kUpdated : PolicyAction::kCreated;
   std::lock_guard<std::mutex> guard(mutex_);
   pending_[key] = Pending{clock_.now(), version_before, metadataString(*result, "resourceVersion"),
-                          desired, ""};
+                          contentDigest(desired), ""};
   return change;
 }
 
@@ -356,7 +524,7 @@ bool Applier::writePending(const std::string& key, const json& desired, const js
       existing != nullptr ? metadataString(*existing, "resourceVersion") : "";
   const bool fresh = clock_.now() - pending.at < kPendingLifetime;
   if (fresh && pending.deleted_uid.empty() && version == pending.version_before &&
-      pending.applied == desired) {
+      pending.applied_digest == contentDigest(desired)) {
     return true;
   }
   // The cache moved on (or the memory is too old to trust): compare with what it shows.

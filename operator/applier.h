@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -75,6 +76,23 @@ std::vector<std::string> policySources(const nlohmann::json& object);
 // Whether `object` carries app.kubernetes.io/managed-by=picket: only such objects are Picket's.
 bool isManagedByPicket(const nlohmann::json& object);
 
+// The top-level key under which slimPolicy() keeps the digests of a policy's content.
+inline constexpr std::string_view kDigestsKey = "picket.dev/digests";
+
+// A 64-bit digest of a JSON value's content. Values equal under nlohmann's == give equal digests:
+// numbers by value (1000 and 1000.0 alike), objects by their (ordered) keys and values.
+uint64_t contentDigest(const nlohmann::json& value);
+
+// Reduces a generated policy read from the API server, in place, to what the applier and the
+// reconciler read of it, for the policy informers' caches (their transform hook): apiVersion,
+// kind; of metadata the name, namespace, uid, resourceVersion, deletionTimestamp, ownerReferences,
+// and the labels and annotations Picket owns (app.kubernetes.io/managed-by and picket.dev/ keys);
+// every other top-level field (spec) is replaced by its digests under kDigestsKey: for an object,
+// a digest per key ({"spec": {"selector": D1, "ingress": D2, ...}}), else one digest. That is all
+// policyMatches() needs to decide, field by field, whether the object says what Picket wants,
+// at a fraction of the memory of the whole object.
+void slimPolicy(nlohmann::json& object);
+
 // Whether `actual` already says everything `desired` says, comparing only what Picket sets, so
 // server defaults and fields other managers own never cause a write:
 //   - apiVersion, kind, metadata.name and metadata.namespace are equal;
@@ -84,7 +102,8 @@ bool isManagedByPicket(const nlohmann::json& object);
 //   - every other top-level field (spec): each key the desired one sets has the same value;
 //     keys only `actual` has (a server default, another manager's field) are ignored. Below the
 //     first level values are compared whole, because Picket's lists are atomic: it owns them
-//     entirely and a dropped key inside a rule must be noticed.
+//     entirely and a dropped key inside a rule must be noticed. When `actual` was slimmed
+//     (slimPolicy), each such value is compared by its digest.
 bool policyMatches(const nlohmann::json& desired, const nlohmann::json& actual);
 
 // The one writer of policy objects. Given one namespace's desired policies (from the planner) and
@@ -105,8 +124,14 @@ class Applier {
   // How long a write is remembered while the informer has not shown it.
   static constexpr std::chrono::seconds kPendingLifetime{30};
 
-  // `client` and `clock` must outlive the Applier.
-  Applier(kube::Client& client, kube::Clock& clock, Backend backend);
+  // How many writes and deletes one apply() has in flight at once, by default.
+  static constexpr size_t kDefaultParallelWrites = 8;
+
+  // `client` and `clock` must outlive the Applier. One apply() sends up to `parallel_writes`
+  // writes and deletes at once (at least 1), so a namespace with many changes is not written one
+  // request after the other.
+  Applier(kube::Client& client, kube::Clock& clock, Backend backend,
+          size_t parallel_writes = kDefaultParallelWrites);
 
   Applier(const Applier&) = delete;
   Applier& operator=(const Applier&) = delete;
@@ -130,10 +155,10 @@ class Applier {
   struct Pending {
     kube::SteadyTime at;
     // Writes: the resourceVersion the cache showed before ("" when absent), the one the server
-    // answered with, and what was applied.
+    // answered with, and the digest of what was applied.
     std::string version_before;
     std::string version_after;
-    nlohmann::json applied;
+    uint64_t applied_digest = 0;
     // Deletes: the uid of the deleted object (empty for a write).
     std::string deleted_uid;
   };
@@ -151,6 +176,7 @@ class Applier {
   kube::Client& client_;
   kube::Clock& clock_;
   const Backend backend_;
+  const size_t parallel_writes_;
   mutable std::mutex mutex_;
   // Keyed by "namespace/kind/name".
   std::map<std::string, Pending> pending_;

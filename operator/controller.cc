@@ -80,27 +80,6 @@ void trimForCache(json& object) {
   }
 }
 
-// `inner` with every listed and watched object trimmed (see trimForCache).
-kube::ListerWatcher trimmed(const kube::ListerWatcher& inner) {
-  kube::ListerWatcher out;
-  out.list = [list = inner.list]() -> Result<kube::ObjectList> {
-    auto objects = list();
-    if (objects) {
-      for (json& item : objects->items) trimForCache(item);
-    }
-    return objects;
-  };
-  out.watch = [watch = inner.watch](const kube::WatchOptions& options,
-                                    const std::function<bool(const kube::WatchEvent&)>& on_event) {
-    return watch(options, [&on_event](const kube::WatchEvent& event) {
-      kube::WatchEvent copy{event.type, event.object};
-      trimForCache(copy.object);
-      return on_event(copy);
-    });
-  };
-  return out;
-}
-
 }  // namespace
 
 Status validateControllerOptions(const ControllerOptions& options) {
@@ -110,6 +89,10 @@ Status validateControllerOptions(const ControllerOptions& options) {
   if (options.identity.empty()) return invalid("identity", "is required");
   if (options.workers < 1 || options.workers > 64) {
     return invalid("workers", std::to_string(options.workers) + " is not from 1 to 64");
+  }
+  if (options.parallel_writes < 1 || options.parallel_writes > 64) {
+    return invalid("parallel_writes",
+                   std::to_string(options.parallel_writes) + " is not from 1 to 64");
   }
   if (options.leader_elect) {
     if (options.lease_namespace.empty()) {
@@ -162,38 +145,47 @@ Status Controller::init() {
   auto events = kube::EventRecorder::create(kube::clientEventSink(client_), clock_, event_options);
   if (!events) return makeError(events.error());
   events_ = std::move(*events);
-  applier_ = std::make_unique<Applier>(client_, clock_, options_.planner.backend);
+  const auto parallel_writes = static_cast<size_t>(options_.parallel_writes);
+  applier_ = std::make_unique<Applier>(client_, clock_, options_.planner.backend, parallel_writes);
   reconciler_ = std::make_unique<Reconciler>(client_, *this, *applier_, *events_, clock_, registry_,
-                                             options_.planner);
+                                             options_.planner, parallel_writes);
 
+  // An allowlist event concerns the service it protects, before and after the change.
+  const auto allowlist_changed = [this](const json& object) {
+    const std::string ns = metadataString(object, "namespace");
+    enqueue(ns, protectedService(object));
+  };
   kube::InformerOptions allowlist_options;
   allowlist_options.name = "serviceallowlists";
   allowlist_options.resync_period = options_.resync_period;
+  allowlist_options.transform = trimForCache;
   allowlist_informer_ = std::make_unique<kube::Informer>(
-      trimmed(kube::clientListerWatcher(client_, allowlistResource(), options_.watch_namespace)),
-      clock_, allowlist_options);
+      kube::clientListerWatcher(client_, allowlistResource(), options_.watch_namespace), clock_,
+      allowlist_options);
   allowlist_informer_->addHandlers(
-      kube::EventHandlers{[this](const json& object) {
+      kube::EventHandlers{[this, allowlist_changed](const json& object) {
                             reconciler_->observeAllowlist(object, false);
                             indexAllowlist(object, false);
-                            enqueue(metadataString(object, "namespace"));
+                            allowlist_changed(object);
                           },
-                          [this](const json&, const json& object) {
+                          [this, allowlist_changed](const json& before, const json& object) {
                             reconciler_->observeAllowlist(object, false);
                             indexAllowlist(object, false);
-                            enqueue(metadataString(object, "namespace"));
+                            if (protectedService(before) != protectedService(object))
+                              allowlist_changed(before);
+                            allowlist_changed(object);
                           },
-                          [this](const json& object) {
+                          [this, allowlist_changed](const json& object) {
                             reconciler_->observeAllowlist(object, true);
                             indexAllowlist(object, true);
-                            enqueue(metadataString(object, "namespace"));
+                            allowlist_changed(object);
                           }});
 
   kube::InformerOptions namespace_options;
   namespace_options.name = "namespaces";
+  namespace_options.transform = trimForCache;
   namespace_informer_ = std::make_unique<kube::Informer>(
-      trimmed(kube::clientListerWatcher(client_, kube::resources::kNamespaces)), clock_,
-      namespace_options);
+      kube::clientListerWatcher(client_, kube::resources::kNamespaces), clock_, namespace_options);
   namespace_informer_->addHandlers(
       kube::EventHandlers{[this](const json& object) { namespaceChanged(object); },
                           [this](const json& before, const json& after) {
@@ -210,29 +202,35 @@ Status Controller::init() {
   for (const PolicyType& type : policyTypes(options_.planner.backend)) {
     kube::InformerOptions policy_options;
     policy_options.name = std::string(type.plural) + "." + std::string(type.group);
+    // The applier compares policies by digest; whole policies would be most of the memory.
+    policy_options.transform = slimPolicy;
     auto informer = std::make_unique<kube::Informer>(
-        trimmed(kube::clientListerWatcher(client_, policyResource(type), options_.watch_namespace,
-                                          selector)),
+        kube::clientListerWatcher(client_, policyResource(type), options_.watch_namespace,
+                                  selector),
         clock_, policy_options);
     metrics::Gauge managed = managed_policies_->labels({type.kind});
     managed.set(0);
-    informer->addHandlers(kube::EventHandlers{[this, managed](const json& object) {
-                                                managed.inc();
-                                                applier_->observe(object, false);
-                                                enqueue(metadataString(object, "namespace"));
-                                              },
-                                              [this](const json& before, const json& after) {
-                                                applier_->observe(after, false);
-                                                if (metadataString(before, "resourceVersion") !=
-                                                    metadataString(after, "resourceVersion")) {
-                                                  enqueue(metadataString(after, "namespace"));
-                                                }
-                                              },
-                                              [this, managed](const json& object) {
-                                                managed.dec();
-                                                applier_->observe(object, true);
-                                                enqueue(metadataString(object, "namespace"));
-                                              }});
+    informer->addHandlers(kube::EventHandlers{
+        [this, managed](const json& object) {
+          managed.inc();
+          applier_->observe(object, false);
+          enqueue(metadataString(object, "namespace"), policyService(object));
+        },
+        [this](const json& before, const json& after) {
+          applier_->observe(after, false);
+          if (metadataString(before, "resourceVersion") !=
+              metadataString(after, "resourceVersion")) {
+            if (policyService(before) != policyService(after)) {
+              enqueue(metadataString(before, "namespace"), policyService(before));
+            }
+            enqueue(metadataString(after, "namespace"), policyService(after));
+          }
+        },
+        [this, managed](const json& object) {
+          managed.dec();
+          applier_->observe(object, true);
+          enqueue(metadataString(object, "namespace"), policyService(object));
+        }});
     policy_informers_.emplace_back(std::string(type.kind), std::move(informer));
   }
 
@@ -406,11 +404,31 @@ bool Controller::leading() const {
 
 uint16_t Controller::metricsPort() const { return server_->port(); }
 
-void Controller::enqueue(const std::string& ns) {
+void Controller::enqueue(const std::string& ns, const std::optional<std::string>& service) {
   if (ns.empty()) return;
   if (!options_.watch_namespace.empty() && ns != options_.watch_namespace) return;
+  {
+    // Recorded before the key is queued, so the reconcile that takes the key sees it (or a later
+    // reconcile does: a key added while its namespace is being reconciled is queued again).
+    std::lock_guard<std::mutex> guard(scope_mutex_);
+    auto [entry, created] = scopes_.try_emplace(ns, std::set<std::string>{});
+    if (!service) {
+      entry->second.reset();
+    } else if (entry->second) {
+      entry->second->insert(*service);
+    }
+  }
   queue_->add(ns);
   updateQueueDepth();
+}
+
+std::optional<std::set<std::string>> Controller::takeScope(const std::string& ns) {
+  std::lock_guard<std::mutex> guard(scope_mutex_);
+  auto entry = scopes_.find(ns);
+  if (entry == scopes_.end()) return std::nullopt;
+  std::optional<std::set<std::string>> scope = std::move(entry->second);
+  scopes_.erase(entry);
+  return scope;
 }
 
 void Controller::enqueueAll() {
@@ -460,16 +478,25 @@ void Controller::indexAllowlist(const json& object, bool deleted) {
 void Controller::runWorker() {
   while (std::optional<std::string> key = queue_->get()) {
     updateQueueDepth();
-    ReconcileResult result = reconciler_->reconcile(*key);
+    ReconcileResult result = reconciler_->reconcile(*key, takeScope(*key));
+    // A retry reconciles the whole namespace: the scope of the failed reconcile was taken, and
+    // events meanwhile may name other services.
+    const auto retry_whole = [this](const std::string& ns) {
+      std::lock_guard<std::mutex> guard(scope_mutex_);
+      scopes_[ns].reset();
+    };
     if (result.error) {
       LOG(WARNING) << "reconcile of namespace " << *key
                    << " failed, retrying with backoff: " << result.error->describe();
+      retry_whole(*key);
       queue_->addRateLimited(*key);
     } else if (result.requeue) {
+      retry_whole(*key);
       queue_->addRateLimited(*key);
     } else {
       queue_->forget(*key);
       if (result.requeue_after > std::chrono::nanoseconds::zero()) {
+        retry_whole(*key);
         queue_->addAfter(*key, result.requeue_after);
       }
     }

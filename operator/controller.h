@@ -8,6 +8,7 @@
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <stop_token>
 #include <string>
@@ -38,6 +39,8 @@ struct ControllerOptions {
   std::string watch_namespace;
   // Namespaces reconciled at once.
   int workers = 2;
+  // Policy and status writes one namespace's reconcile has in flight at once.
+  int parallel_writes = static_cast<int>(Applier::kDefaultParallelWrites);
 
   // Leader election on a coordination.k8s.io Lease; without it this replica writes at once.
   bool leader_elect = true;
@@ -65,13 +68,17 @@ struct ControllerOptions {
 Status validateControllerOptions(const ControllerOptions& options);
 
 // picket-operator's wiring. Informers watch ServiceAllowlists, Namespaces and the generated
-// policies (only objects labelled app.kubernetes.io/managed-by=picket); their events become work
-// queue keys, one per namespace (see Reconciler for why), and N workers reconcile them:
-//   - an allowlist event queues its namespace;
-//   - a policy event queues its namespace (whose allowlists own it);
+// policies (only objects labelled app.kubernetes.io/managed-by=picket; the policy caches keep them
+// slimmed, see slimPolicy); their events become work queue keys, one per namespace (see Reconciler
+// for why), and N workers reconcile them:
+//   - an allowlist event queues its namespace, for the services it protected before and after;
+//   - a policy event queues its namespace (whose allowlists own it), for its service;
 //   - a namespace event (added, deleted, labels or terminating state changed) queues that
 //     namespace and every namespace holding an allowlist with a caller in another namespace
 //     (a service caller with a namespace, or a namespaceSelector), whose status notes may change.
+// A namespace queued only by events that name services is reconciled only for those services
+// (Reconciler::reconcile); anything else (a namespace event, an allowlist or policy without a plain
+// service, a retry, becoming leader) reconciles the whole namespace.
 // Only the leader reconciles and writes; a follower keeps its caches warm. On becoming leader it
 // queues every namespace that holds an allowlist or a generated policy, so policies whose
 // allowlists were deleted while no operator ran (orphans) are removed first thing. /healthz
@@ -102,10 +109,6 @@ class Controller : public ClusterCache {
   // The port /metrics is served on.
   uint16_t metricsPort() const;
   metrics::Registry& registry() { return registry_; }
-  // The informers on ServiceAllowlists (only --watch-namespace's when set) and on Namespaces,
-  // for the xDS server to share: add handlers before run() starts them.
-  kube::Informer& allowlistInformer() { return *allowlist_informer_; }
-  kube::Informer& namespaceInformer() { return *namespace_informer_; }
 
   // ClusterCache, over the informers.
   std::vector<kube::ObjectPtr> allowlists(std::string_view ns) const override;
@@ -117,8 +120,11 @@ class Controller : public ClusterCache {
 
   // Builds the informers, their handlers, the reconciler and the HTTP server.
   Status init();
-  // Queues `ns` if this controller covers it.
-  void enqueue(const std::string& ns);
+  // Queues `ns` if this controller covers it, to be reconciled for `service`, or whole when
+  // `service` is nullopt.
+  void enqueue(const std::string& ns, const std::optional<std::string>& service = std::nullopt);
+  // What the next reconcile of `ns` covers, forgotten once taken: nullopt for the whole namespace.
+  std::optional<std::set<std::string>> takeScope(const std::string& ns);
   // Queues every namespace holding an allowlist or a generated policy.
   void enqueueAll();
   // A namespace was added, deleted or changed: queue it and the namespaces whose allowlists name
@@ -165,6 +171,12 @@ class Controller : public ClusterCache {
   // and the number of such allowlists per namespace.
   std::map<std::string, std::string> cross_namespace_allowlists_;
   std::map<std::string, int> cross_namespace_count_;
+
+  // What the queued namespaces are to be reconciled for: the services named by the events since
+  // the last reconcile took the entry, or nullopt for the whole namespace. A namespace without an
+  // entry is reconciled whole.
+  std::mutex scope_mutex_;
+  std::map<std::string, std::optional<std::set<std::string>>> scopes_;
 
   // The slim Namespace list handed to the planner, rebuilt after a namespace event.
   mutable std::mutex namespaces_mutex_;

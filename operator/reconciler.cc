@@ -7,6 +7,8 @@
 #include <set>
 #include <utility>
 
+#include "operator/internal/parallel.h"
+
 namespace picket::op {
 namespace {
 
@@ -108,6 +110,26 @@ const kube::Resource& allowlistResource() {
   return kResource;
 }
 
+std::optional<std::string> protectedService(const json& allowlist) {
+  auto spec = allowlist.find("spec");
+  if (spec == allowlist.end() || !spec->is_object() || spec->contains("podSelector")) {
+    return std::nullopt;
+  }
+  auto service = spec->find("service");
+  if (service == spec->end() || !service->is_string()) return std::nullopt;
+  return service->get<std::string>();
+}
+
+std::optional<std::string> policyService(const json& policy) {
+  auto metadata = policy.find("metadata");
+  if (metadata == policy.end() || !metadata->is_object()) return std::nullopt;
+  auto labels = metadata->find("labels");
+  if (labels == metadata->end() || !labels->is_object()) return std::nullopt;
+  auto service = labels->find(kServiceLabel);
+  if (service == labels->end() || !service->is_string()) return std::nullopt;
+  return service->get<std::string>();
+}
+
 std::string formatTime(kube::SystemTime time) {
   std::time_t seconds = std::chrono::system_clock::to_time_t(time);
   std::tm utc{};
@@ -159,13 +181,14 @@ bool statusMatches(const json& desired, const json& current) {
 
 Reconciler::Reconciler(kube::Client& client, const ClusterCache& cache, Applier& applier,
                        kube::EventRecorder& events, kube::Clock& clock, metrics::Registry& registry,
-                       PlannerConfig config)
+                       PlannerConfig config, size_t parallel_writes)
     : client_(client),
       cache_(cache),
       applier_(applier),
       events_(events),
       clock_(clock),
       config_(std::move(config)),
+      parallel_writes_(std::max<size_t>(parallel_writes, 1)),
       reconciles_(registry.counter("picket_operator_reconciles_total",
                                    "Namespace reconciles, by result (success or error).",
                                    {"result"})),
@@ -183,22 +206,42 @@ Reconciler::Reconciler(kube::Client& client, const ClusterCache& cache, Applier&
                                  "ServiceAllowlists by the reason of their Ready condition.",
                                  {"reason"})) {}
 
-ReconcileResult Reconciler::reconcile(const std::string& ns) {
+ReconcileResult Reconciler::reconcile(const std::string& ns,
+                                      const std::optional<std::set<std::string>>& services) {
   const kube::SteadyTime started = clock_.now();
   ReconcileResult result;
+  // Part of the namespace (see the header): an allowlist without a plain service is always in it,
+  // since nothing but a whole reconcile would otherwise look at it.
+  const auto in_scope = [&services](std::optional<std::string> service) {
+    return !services || !service || services->contains(*service);
+  };
 
   // Allowlists being deleted are planned as if gone: their policies follow them (the garbage
   // collector, or the applier for a policy merged with others).
   std::vector<json> objects;
   std::map<std::string, kube::ObjectPtr> by_name;
+  // Every allowlist of the namespace, and those of the reconciled part (being deleted or not),
+  // by name: what the allowlists gauge keeps of the rest.
+  std::set<std::string> present;
+  std::set<std::string> scoped;
   for (const kube::ObjectPtr& object : cache_.allowlists(ns)) {
-    if (!object || beingDeleted(*object)) continue;
+    if (!object) continue;
+    const std::string name = metadataString(*object, "name");
+    present.insert(name);
+    if (!in_scope(protectedService(*object))) continue;
+    scoped.insert(name);
+    if (beingDeleted(*object)) continue;
     objects.push_back(*object);
-    by_name[metadataString(*object, "name")] = object;
+    by_name[name] = object;
   }
   const std::shared_ptr<const std::vector<json>> namespaces = cache_.namespaces();
   const Plan plan = op::plan(objects, *namespaces, config_);
-  const std::vector<kube::ObjectPtr> actual = cache_.policies(ns);
+  std::vector<kube::ObjectPtr> actual = cache_.policies(ns);
+  if (services) {
+    std::erase_if(actual, [&](const kube::ObjectPtr& object) {
+      return object && !in_scope(policyService(*object));
+    });
+  }
   const ApplyReport applied = applier_.apply(ns, plan.policies, actual, plan.keep);
 
   std::map<std::string, std::vector<const PolicyChange*>> changes_of;
@@ -236,6 +279,14 @@ ReconcileResult Reconciler::reconcile(const std::string& ns) {
   }
 
   std::map<std::string, std::string> reasons;
+  // Status writes, made all at once after the loop (each allowlist's status is its own object).
+  struct StatusWrite {
+    std::string key;
+    kube::ObjectPtr object;
+    json status;
+    Status written;
+  };
+  std::vector<StatusWrite> status_writes;
   for (const AllowlistReport& report : plan.reports) {
     auto found = by_name.find(report.key.name);
     if (report.key.name.empty() || found == by_name.end()) continue;
@@ -279,22 +330,9 @@ ReconcileResult Reconciler::reconcile(const std::string& ns) {
     const json* previous = readyCondition(current);
     const bool transitioned = conditionField(previous, "reason") != condition.reason ||
                               conditionField(previous, "message") != condition.message;
-    const json status = desiredStatus(report, condition, policies, current, clock_.systemNow());
+    json status = desiredStatus(report, condition, policies, current, clock_.systemNow());
     if (!statusMatches(status, current)) {
-      Status written = writeStatus(object, status);
-      status_writes_.labels({written ? "ok" : "failed"}).inc();
-      if (!written) {
-        const ErrorCode code = written.error().code;
-        if (code == ErrorCode::kConflict) {
-          // The allowlist changed (or was re-created) since the cache showed it; its event
-          // queues the namespace again, and this retries in case it does not.
-          result.requeue = true;
-        } else if (code != ErrorCode::kNotFound) {
-          LOG(WARNING) << "could not write the status of ServiceAllowlist " << key << ": "
-                       << written.error().describe();
-          if (!result.error) result.error = written.error();
-        }
-      }
+      status_writes.push_back({key, found->second, std::move(status), ok()});
     }
 
     std::vector<std::string> written_policies;
@@ -315,6 +353,25 @@ ReconcileResult Reconciler::reconcile(const std::string& ns) {
     }
   }
 
+  internal::runParallel(status_writes.size(), parallel_writes_, [&](size_t i) {
+    StatusWrite& write = status_writes[i];
+    write.written = writeStatus(*write.object, write.status);
+  });
+  for (const StatusWrite& write : status_writes) {
+    status_writes_.labels({write.written ? "ok" : "failed"}).inc();
+    if (write.written) continue;
+    const ErrorCode code = write.written.error().code;
+    if (code == ErrorCode::kConflict) {
+      // The allowlist changed (or was re-created) since the cache showed it; its event queues the
+      // namespace again, and this retries in case it does not.
+      result.requeue = true;
+    } else if (code != ErrorCode::kNotFound) {
+      LOG(WARNING) << "could not write the status of ServiceAllowlist " << write.key << ": "
+                   << write.written.error().describe();
+      if (!result.error) result.error = write.written.error();
+    }
+  }
+
   for (const PolicyChange& change : applied.changes) {
     if (change.action != PolicyAction::kDeleted) continue;
     bool told = false;
@@ -332,6 +389,16 @@ ReconcileResult Reconciler::reconcile(const std::string& ns) {
     }
   }
 
+  if (services) {
+    // The reasons of the allowlists outside the reconciled part stay as they were.
+    std::lock_guard<std::mutex> guard(mutex_);
+    auto known = reasons_.find(ns);
+    if (known != reasons_.end()) {
+      for (const auto& [name, reason] : known->second) {
+        if (present.contains(name) && !scoped.contains(name)) reasons.emplace(name, reason);
+      }
+    }
+  }
   {
     std::lock_guard<std::mutex> guard(mutex_);
     std::map<std::string, std::string>& previous = reasons_[ns];

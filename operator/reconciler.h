@@ -6,6 +6,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -70,6 +71,13 @@ nlohmann::json desiredStatus(const AllowlistReport& report, const ReadyCondition
 // Whether `current` already says what `desired` (from desiredStatus) says.
 bool statusMatches(const nlohmann::json& desired, const nlohmann::json& current);
 
+// The service an allowlist protects when its spec names one plainly (spec.service, a string, and no
+// spec.podSelector); nullopt otherwise. What Reconciler::reconcile's `services` refer to.
+std::optional<std::string> protectedService(const nlohmann::json& allowlist);
+
+// The value of a generated policy's picket.dev/service label; nullopt when it has none.
+std::optional<std::string> policyService(const nlohmann::json& policy);
+
 // Formats `time` as a Kubernetes metav1.Time: RFC 3339 in UTC, whole seconds.
 std::string formatTime(kube::SystemTime time);
 
@@ -100,17 +108,27 @@ std::string formatTime(kube::SystemTime time);
 // an error, so the queue retries with backoff.
 class Reconciler {
  public:
-  // Everything must outlive the Reconciler. `config` is a valid planner configuration.
+  // Everything must outlive the Reconciler. `config` is a valid planner configuration. One
+  // reconcile writes up to `parallel_writes` statuses at once (at least 1).
   Reconciler(kube::Client& client, const ClusterCache& cache, Applier& applier,
              kube::EventRecorder& events, kube::Clock& clock, metrics::Registry& registry,
-             PlannerConfig config);
+             PlannerConfig config, size_t parallel_writes = Applier::kDefaultParallelWrites);
 
   Reconciler(const Reconciler&) = delete;
   Reconciler& operator=(const Reconciler&) = delete;
 
   // Reconciles namespace `ns`. Thread-safe for different namespaces; the work queue never hands
   // one namespace to two workers at once.
-  ReconcileResult reconcile(const std::string& ns);
+  //
+  // With `services`, only part of the namespace: the allowlists protecting one of these services,
+  // plus every allowlist without a plain `service` (a podSelector, or a spec too broken to name
+  // one), are planned; only the generated policies labelled picket.dev/service with one of these
+  // services, or without that label, are compared and written or deleted; only those allowlists'
+  // statuses are written. Allowlists of one service merge only with each other, so this gives
+  // exactly what a whole reconcile would for that part, at the cost of the changed services
+  // instead of the whole namespace. Without `services`, the whole namespace.
+  ReconcileResult reconcile(const std::string& ns,
+                            const std::optional<std::set<std::string>>& services = std::nullopt);
 
   // Tells the reconciler what the allowlist informer now holds (`deleted`: it left the cache), so
   // a remembered status write the cache has caught up with is forgotten. Call it from the
@@ -140,6 +158,7 @@ class Reconciler {
   kube::EventRecorder& events_;
   kube::Clock& clock_;
   const PlannerConfig config_;
+  const size_t parallel_writes_;
 
   metrics::CounterFamily& reconciles_;
   metrics::HistogramFamily& duration_;

@@ -269,6 +269,33 @@ TEST(InformerTest, DeliversWatchEventsInOrder) {
   h.informer.stop();
 }
 
+// Tests that the transform hook shapes every listed and watched object before it is cached and
+// handed to the handlers, deletes included.
+TEST(InformerTest, TransformsObjectsBeforeCachingThem) {
+  InformerOptions transformed = options();
+  transformed.transform = [](json& object) {
+    object["metadata"].erase("managedFields");
+    object["transformed"] = true;
+  };
+  Harness h(transformed);
+  json listed = object("ns", "a", "1");
+  listed["metadata"]["managedFields"] = json::array({{{"manager", "kubectl"}}});
+  h.server.pushList({listed}, "1");
+  h.informer.start();
+  ASSERT_TRUE(h.informer.waitForSync(SteadyTime::max()));
+  json watched = object("ns", "b", "2");
+  watched["metadata"]["managedFields"] = json::array({{{"manager", "kubectl"}}});
+  h.server.send(event(WatchEventType::kAdded, watched));
+  h.server.send(event(WatchEventType::kDeleted, object("ns", "a", "3")));
+  EXPECT_THAT(h.recorder.waitFor(3), ElementsAre("add ns/a 1", "add ns/b 2", "delete ns/a 3"));
+  const ObjectPtr b = h.informer.get("ns/b");
+  ASSERT_NE(b, nullptr);
+  EXPECT_TRUE(b->value("transformed", false));
+  EXPECT_FALSE(b->at("metadata").contains("managedFields"));
+  EXPECT_EQ(h.informer.get("ns/a"), nullptr);
+  h.informer.stop();
+}
+
 // Tests that a DELETED event for an object never cached tells the handlers nothing.
 TEST(InformerTest, IgnoresDeleteOfUnknownObject) {
   Harness h;

@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <memory>
 #include <set>
 #include <string>
@@ -178,6 +179,114 @@ TEST_F(ApplierTest, ReportsFailedDeletes) {
   EXPECT_TRUE(report.changes[0].deleting);
   EXPECT_EQ(report.changes[0].error->code, ErrorCode::kForbidden);
   EXPECT_FALSE(report.ok());
+}
+
+// Tests that a slimmed policy keeps what the applier and reconciler read (names, uid, version,
+// Picket's labels and annotations, owner references) and drops the rest, and still matches what
+// Picket wants despite server defaults.
+TEST_F(ApplierTest, SlimPolicyKeepsWhatTheApplierReads) {
+  const json desired = desiredCart();
+  const json full = served(desired);
+  json slim = full;
+  slimPolicy(slim);
+  EXPECT_FALSE(slim.contains("spec"));
+  ASSERT_TRUE(slim.contains(kDigestsKey));
+  EXPECT_TRUE(slim[std::string(kDigestsKey)]["spec"].contains("selector"));
+  const json& metadata = slim["metadata"];
+  EXPECT_EQ(metadata["name"], "picket-cart");
+  EXPECT_EQ(metadata["namespace"], "shop");
+  EXPECT_EQ(metadata["uid"], "policy-uid");
+  EXPECT_EQ(metadata["resourceVersion"], "7");
+  EXPECT_EQ(metadata["ownerReferences"], full["metadata"]["ownerReferences"]);
+  EXPECT_EQ(metadata["labels"][std::string(kManagedByLabel)], "picket");
+  EXPECT_EQ(metadata["labels"][std::string(kAllowlistLabel)], "cart");
+  EXPECT_FALSE(metadata["labels"].contains("team"));
+  EXPECT_FALSE(metadata.contains("managedFields"));
+  EXPECT_FALSE(metadata.contains("creationTimestamp"));
+  EXPECT_FALSE(
+      metadata["annotations"].contains("kubectl.kubernetes.io/last-applied-configuration"));
+  EXPECT_EQ(metadata["annotations"][std::string(kAllowlistsAnnotation)], "cart");
+  EXPECT_TRUE(isManagedByPicket(slim));
+  EXPECT_EQ(policySources(slim), policySources(full));
+  EXPECT_TRUE(policyMatches(desired, slim));
+
+  ApplyReport report = applier_.apply("shop", {desired}, cache({slim}), {});
+  ASSERT_EQ(report.changes.size(), 1u);
+  EXPECT_EQ(report.changes[0].action, PolicyAction::kUnchanged);
+  EXPECT_TRUE(fake_->requests().empty());
+}
+
+// Tests that the digests of a slimmed policy still reveal a hand edit of any field Picket sets, so
+// the edit is reverted by a forced apply.
+TEST_F(ApplierTest, RevertsHandEditsOfSlimmedPolicies) {
+  const json desired = desiredCart(json::array({{{"service", "web"}}, {{"service", "api"}}}));
+  const std::vector<std::function<void(json&)>> edits = {
+      [](json& p) { p["spec"]["selector"] = "all()"; },
+      [](json& p) { p["spec"]["ingress"].erase(1); },
+      [](json& p) { p["spec"]["ingress"][0]["action"] = "Deny"; },
+      [](json& p) { p["spec"]["order"] = 1; },
+      [](json& p) { p["spec"].erase("types"); },
+  };
+  for (size_t i = 0; i < edits.size(); ++i) {
+    json edited = served(desired);
+    edits[i](edited);
+    slimPolicy(edited);
+    EXPECT_FALSE(policyMatches(desired, edited)) << "edit " << i;
+  }
+  json edited = served(desired);
+  edited["spec"]["selector"] = "all()";
+  slimPolicy(edited);
+  fake_->expect({"PATCH", std::string(kPolicyPath) + "?fieldManager=picket-operator&force=true"},
+                {200, served(desired, "8").dump(), {}});
+  ApplyReport report = applier_.apply("shop", {desired}, cache({edited}), {});
+  ASSERT_EQ(report.changes.size(), 1u);
+  EXPECT_EQ(report.changes[0].action, PolicyAction::kUpdated);
+  EXPECT_EQ(fake_->pendingExpectations(), 0u);
+}
+
+// Tests that digests treat values as nlohmann's == does: equal numbers alike whatever their type,
+// and any other difference (type, text, order of an array) apart.
+TEST(ContentDigestTest, DigestsEqualValuesAlike) {
+  EXPECT_EQ(contentDigest(json(1000)), contentDigest(json(1000.0)));
+  EXPECT_EQ(contentDigest(json(1000)), contentDigest(json(1000u)));
+  EXPECT_NE(contentDigest(json(1000)), contentDigest(json(1000.5)));
+  EXPECT_NE(contentDigest(json(1)), contentDigest(json("1")));
+  EXPECT_NE(contentDigest(json{{"a", "b"}}), contentDigest(json{{"a", "c"}}));
+  EXPECT_NE(contentDigest(json{{"ab", ""}}), contentDigest(json{{"a", "b"}}));
+  EXPECT_NE(contentDigest(json::array({1, 2})), contentDigest(json::array({2, 1})));
+  EXPECT_NE(contentDigest(json(nullptr)), contentDigest(json::object()));
+  EXPECT_EQ(contentDigest(json::parse(R"({"x":[1,{"y":true}]})")),
+            contentDigest(json::parse(R"({ "x" : [1.0, {"y": true}] })")));
+}
+
+// Tests that many writes of one apply, made several at once, each land in the report in the order
+// of the desired objects.
+TEST_F(ApplierTest, WritesManyPoliciesAtOnceInOrder) {
+  Applier parallel(client_, clock_, Backend::kCalico, 4);
+  std::vector<json> allowlists;
+  for (int i = 0; i < 20; ++i) {
+    const std::string name = "svc-" + std::to_string(i);
+    allowlists.push_back(allowlist(name, name, json::array({{{"service", "web"}}})));
+  }
+  const Plan made = plan(allowlists, {}, PlannerConfig{});
+  ASSERT_EQ(made.policies.size(), 20u);
+  for (const json& policy : made.policies) {
+    const std::string name = policy["metadata"]["name"];
+    fake_->expect({"PATCH", "/apis/projectcalico.org/v3/namespaces/shop/networkpolicies/" + name +
+                                "?fieldManager=picket-operator"},
+                  {200, served(policy).dump(), {}});
+  }
+  ApplyReport report = parallel.apply("shop", made.policies, {}, {});
+  ASSERT_EQ(report.changes.size(), 20u);
+  for (size_t i = 0; i < report.changes.size(); ++i) {
+    EXPECT_EQ(report.changes[i].action, PolicyAction::kCreated) << i;
+    EXPECT_EQ(report.changes[i].name, made.policies[i]["metadata"]["name"]) << i;
+    EXPECT_THAT(report.changes[i].allowlists,
+                ElementsAre(made.policies[i]["metadata"]["labels"][std::string(kAllowlistLabel)]))
+        << i;
+  }
+  EXPECT_EQ(fake_->pendingExpectations(), 0u);
+  EXPECT_EQ(parallel.pendingCount(), 20u);
 }
 
 // Tests that the policies of a kept allowlist are neither changed nor deleted.

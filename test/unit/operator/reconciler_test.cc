@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -191,6 +192,55 @@ TEST_F(ReconcilerTest, AppliesPolicyAndReportsReady) {
   EXPECT_EQ(metric("picket_operator_reconciles_total{result=\"success\"}"), "1");
   EXPECT_EQ(metric("picket_operator_policy_writes_total{action=\"created\"}"), "1");
   EXPECT_EQ(metric("picket_operator_allowlists{reason=\"PolicyApplied\"}"), "1");
+}
+
+// Tests that a reconcile for some services plans, writes and deletes only their part of the
+// namespace, while a reconcile of the whole namespace covers the rest too.
+TEST_F(ReconcilerTest, ReconcilesOnlyTheNamedServices) {
+  const auto allowlist_for = [](const std::string& service) {
+    json object = cartAllowlist(kWebCaller);
+    object["metadata"]["name"] = service;
+    object["metadata"]["uid"] = "uid-" + service;
+    object["spec"]["service"] = service;
+    return object;
+  };
+  const auto policy_path = [](const std::string& service) {
+    return "/apis/projectcalico.org/v3/namespaces/shop/networkpolicies/picket-" + service;
+  };
+  // ledger has no policy yet; orphan's allowlist is gone.
+  cache_.allowlists_ = {allowlist_for("cart"), allowlist_for("ledger")};
+  const json orphan = served(plan({allowlist_for("orphan")}, {}, PlannerConfig{}).policies.at(0));
+  cache_.policies_ = {orphan};
+  EXPECT_EQ(policyService(orphan), "orphan");
+  EXPECT_EQ(protectedService(allowlist_for("ledger")), "ledger");
+
+  fake_->expect({"PATCH", policy_path("cart") + kApplyQuery},
+                {200, served(desiredCart(kWebCaller)).dump(), {}});
+  fake_->expect({"PATCH", std::string(kStatusPath) + kForcedQuery}, {200, "{}", {}});
+  ReconcileResult result = reconciler().reconcile("shop", std::set<std::string>{"cart"});
+  EXPECT_FALSE(result.error);
+  ASSERT_EQ(fake_->requests().size(), 2u);
+  EXPECT_EQ(fake_->requests()[0].path, policy_path("cart") + kApplyQuery);
+  EXPECT_EQ(fake_->requests()[1].path, std::string(kStatusPath) + kForcedQuery);
+  EXPECT_EQ(metric("picket_operator_allowlists{reason=\"PolicyApplied\"}"), "1");
+
+  fake_->expect({"DELETE", policy_path("orphan")}, {200, "{}", {}});
+  result = reconciler_->reconcile("shop", std::set<std::string>{"orphan"});
+  EXPECT_FALSE(result.error);
+  ASSERT_EQ(fake_->requests().size(), 3u);
+  EXPECT_EQ(fake_->requests()[2].method, "DELETE");
+  // Reconciling another part keeps what the allowlists gauge knew of cart.
+  EXPECT_EQ(metric("picket_operator_allowlists{reason=\"PolicyApplied\"}"), "1");
+
+  fake_->expect({"PATCH", policy_path("ledger") + kApplyQuery}, {200, "{}", {}});
+  fake_->expect(
+      {"PATCH", "/apis/picket.dev/v1alpha1/namespaces/shop/serviceallowlists/ledger/status" +
+                    std::string(kForcedQuery)},
+      {200, "{}", {}});
+  result = reconciler_->reconcile("shop");
+  EXPECT_FALSE(result.error);
+  EXPECT_EQ(fake_->pendingExpectations(), 0u);
+  EXPECT_EQ(metric("picket_operator_allowlists{reason=\"PolicyApplied\"}"), "2");
 }
 
 // Tests that a second reconcile of a converged namespace writes nothing and records nothing.
