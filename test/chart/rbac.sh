@@ -2,7 +2,8 @@
 # The chart's RBAC, as the real API server's authorizer judges it: each service account may do
 # what its program's code does (the rules in templates/rbac.yaml name that code) and nothing
 # near it: no write where a read is enough, no other Secret, Lease or webhook configuration, no
-# core-group Events, no Pods. Only the ServiceAccounts and RBAC objects are applied, in a fresh
+# core-group Events; the xDS server's Services, EndpointSlices and Pods are read through
+# informers only (list, watch: no get, no write). Only the ServiceAccounts and RBAC objects are applied, in a fresh
 # namespace, and deleted at the end.
 source "$(dirname "$0")/lib.sh"
 need_cluster
@@ -45,6 +46,16 @@ for verb in list watch; do
     expect yes "$operator" "$verb" "$resource" -A
   done
 done
+# controlplane/control_plane.cc's informers: exactly list and watch, cluster-wide.
+for resource in services pods endpointslices.discovery.k8s.io; do
+  for verb in get create update patch delete deletecollection; do
+    expect no "$operator" "$verb" "$resource" -n team-a
+  done
+done
+expect no "$operator" create pods/binding -n team-a
+expect no "$operator" patch pods/status -n team-a
+expect no "$operator" get pods/log -n team-a
+expect no "$operator" create pods/exec -n team-a
 expect yes "$operator" patch serviceallowlists.picket.dev --subresource=status -n team-a
 expect no "$operator" patch serviceallowlists.picket.dev -n team-a
 expect no "$operator" update serviceallowlists.picket.dev -n team-a
@@ -69,7 +80,6 @@ for verb in get patch; do
   expect yes "$operator" "$verb" "mutatingwebhookconfigurations.admissionregistration.k8s.io/picket-webhook-$ns"
 done
 expect no "$operator" patch mutatingwebhookconfigurations.admissionregistration.k8s.io/other
-expect no "$operator" create pods -n team-a
 
 [ "$failures" = 0 ] || fail "$failures permissions differ from what the programs need"
 echo "rbac: ok"

@@ -49,10 +49,15 @@ Cluster-scoped RBAC names carry the namespace too, for the same reason; call wit
 {{- end }}
 
 {{/*
-The address every sidecar polls for xDS: the operator Service's cluster DNS name.
+The address every sidecar polls for xDS: injector.xdsHost, else the operator Service's cluster DNS
+name.
 */}}
 {{- define "picket.xdsHost" -}}
+{{- if .Values.injector.xdsHost }}
+{{- .Values.injector.xdsHost }}
+{{- else }}
 {{- printf "%s.%s.svc.%s" (include "picket.operatorName" .) .Release.Namespace .Values.clusterDomain }}
+{{- end }}
 {{- end }}
 
 {{/*
