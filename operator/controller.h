@@ -109,6 +109,10 @@ class Controller : public ClusterCache {
   // The port /metrics is served on.
   uint16_t metricsPort() const;
   metrics::Registry& registry() { return registry_; }
+  // The informers on ServiceAllowlists (only --watch-namespace's when set) and on Namespaces,
+  // for the xDS server to share: add handlers before run() starts them.
+  kube::Informer& allowlistInformer() { return *allowlist_informer_; }
+  kube::Informer& namespaceInformer() { return *namespace_informer_; }
 
   // ClusterCache, over the informers.
   std::vector<kube::ObjectPtr> allowlists(std::string_view ns) const override;
