@@ -12,11 +12,12 @@
 //       counted from the moment a review was due, not from when a connection was free to send it,
 //       so a stall is charged to every review it delays (no coordinated omission). Prints p50,
 //       p99, p99.9, max and errors.
-// Then prints the webhook's resident memory (VmRSS, VmHWM from /proc/<pid>/status) and the CPU
-// time it used per review (warm-up included). Last, when wrk is installed, runs (a) again with wrk
-// as a cross-check of the client side. An answer counts as an error unless it is 200 with a
-// JSON patch for the request's uid. Prints figures; never fails on them. Exits 1 if the webhook
-// cannot be started.
+// Then prints the webhook's resident memory (VmRSS, VmHWM from /proc/<pid>/status), the CPU
+// time it used per review (warm-up included), the CPU time this load generator used per review,
+// and the throughput those two figures allow on two otherwise idle cores. Last, when wrk is
+// installed, runs (a) again with wrk as a cross-check of the client side. An answer counts as an
+// error unless it is 200 with a JSON patch for the request's uid. Prints figures; never fails on
+// them. Exits 1 if the webhook cannot be started.
 //
 // Usage: webhook_load [--webhook=PATH] [--connections=16] [--seconds=5] [--rate=1000]
 //                     [--open-seconds=10] [--pool=32]
@@ -29,6 +30,7 @@
 #include <fcntl.h>
 #include <glog/logging.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -53,6 +55,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/fixtures.h"
 #include "common/http_server.h"
 
 namespace picket::bench {
@@ -129,26 +132,12 @@ void writeFile(const fs::path& path, std::string_view text) {
 // The AdmissionReview the API server sends for the creation of the realistic pod (compact JSON,
 // as the API server writes it).
 std::string reviewBody() {
-  json pod = json::parse(
-      readFile(fs::path(PICKET_SOURCE_DIR) / "test/fixtures/webhook/pod_realistic.json"));
-  json review = {{"apiVersion", "admission.k8s.io/v1"},
-                 {"kind", "AdmissionReview"},
-                 {"request",
-                  {{"uid", kUid},
-                   {"kind", {{"group", ""}, {"version", "v1"}, {"kind", "Pod"}}},
-                   {"resource", {{"group", ""}, {"version", "v1"}, {"resource", "pods"}}},
-                   {"requestKind", {{"group", ""}, {"version", "v1"}, {"kind", "Pod"}}},
-                   {"requestResource", {{"group", ""}, {"version", "v1"}, {"resource", "pods"}}},
-                   {"namespace", "shop"},
-                   {"operation", "CREATE"},
-                   {"userInfo",
-                    {{"username", "system:serviceaccount:kube-system:replicaset-controller"},
-                     {"groups", {"system:serviceaccounts", "system:authenticated"}}}},
-                   {"object", std::move(pod)},
-                   {"oldObject", nullptr},
-                   {"dryRun", false},
-                   {"options", {{"apiVersion", "meta.k8s.io/v1"}, {"kind", "CreateOptions"}}}}}};
-  return review.dump();
+  auto pod = readSourceFile("test/fixtures/webhook/pod_realistic.json");
+  if (!pod) {
+    std::cerr << "webhook_load: " << pod.error().message << "\n";
+    std::exit(1);
+  }
+  return podCreationReview(json::parse(*pod), "shop", kUid).dump();
 }
 
 // The stand-in for the API server: what picket-webhook's namespace informer and event recorder
@@ -304,6 +293,17 @@ double processCpuSeconds(pid_t pid) {
     }
   }
   return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+// User plus system CPU time of this process (the load generator; the stand-in API server's
+// thread is idle during the runs), in seconds.
+double selfCpuSeconds() {
+  rusage usage{};
+  ::getrusage(RUSAGE_SELF, &usage);
+  const auto seconds = [](const timeval& t) {
+    return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6;
+  };
+  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
 }
 
 // One keep-alive TLS connection to the webhook.
@@ -551,6 +551,7 @@ int run(const Options& options) {
   std::printf("picket-webhook pid %d on 127.0.0.1:%u (TLS, keep-alive); review %zu B\n",
               static_cast<int>(webhook.pid()), static_cast<unsigned>(port), body.size());
   const double cpu_before = processCpuSeconds(webhook.pid());
+  const double client_cpu_before = selfCpuSeconds();
   long reviews = 0;
 
   {
@@ -597,6 +598,7 @@ int run(const Options& options) {
   }
 
   const double cpu_used = processCpuSeconds(webhook.pid()) - cpu_before;
+  const double client_cpu_used = selfCpuSeconds() - client_cpu_before;
   // CPU per review bounds the throughput of dedicated cores whatever else the machine runs.
   std::printf("webhook process after the runs: VmRSS %s, VmHWM (peak) %s\n",
               procStatusField(webhook.pid(), "VmRSS").c_str(),
@@ -605,6 +607,18 @@ int run(const Options& options) {
       "webhook CPU time (user + system, all threads): %.2f s for %ld reviews, %.0f us per "
       "review\n",
       cpu_used, reviews, reviews > 0 ? 1e6 * cpu_used / static_cast<double>(reviews) : 0.0);
+  // The generator shares the machine's cores with the webhook; its own cost per review says how
+  // much of them it takes, and so what two cores left to the pair could reach.
+  if (reviews > 0) {
+    const double webhook_us = 1e6 * cpu_used / static_cast<double>(reviews);
+    const double client_us = 1e6 * client_cpu_used / static_cast<double>(reviews);
+    std::printf("load generator CPU time (this process): %.2f s, %.0f us per review\n",
+                client_cpu_used, client_us);
+    std::printf(
+        "implied ceiling on 2 otherwise idle cores: %.0f reviews/s for the webhook alone, "
+        "%.0f with this generator on the same cores\n",
+        2e6 / webhook_us, 2e6 / (webhook_us + client_us));
+  }
 
   // Cross-check of (a) with another client, when wrk is installed: it does not look at the
   // answers, so it shows only whether this generator's client side limits the throughput.

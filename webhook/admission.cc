@@ -57,6 +57,22 @@ Status readGroupVersion(const json& request, std::string_view key, std::string_v
   return ok();
 }
 
+// Members of a review the webhook never reads, left out of the tree while parsing (their
+// syntax is still checked): the old object of an UPDATE, who asked and with which options, and
+// the parts of the pod that no decision and no patch depends on, its status and its
+// managedFields (written by the API server before admission, and often as large as the rest of
+// the metadata).
+const std::vector<internal::JsonPath>& unreadMembers() {
+  static const std::vector<internal::JsonPath> paths = {
+      {"request", "oldObject"},
+      {"request", "userInfo"},
+      {"request", "options"},
+      {"request", "object", "status"},
+      {"request", "object", "metadata", "managedFields"},
+  };
+  return paths;
+}
+
 // Skips that say nothing to the user: the pod never asked for the sidecar, or already has it.
 bool isSilent(SkipReason reason) {
   switch (reason) {
@@ -149,7 +165,7 @@ bool AdmissionRequest::isPodCreate() const {
 }
 
 Result<AdmissionRequest> parseAdmissionReview(std::string_view body) {
-  Result<json> parsed = internal::parseJson(body);
+  Result<json> parsed = internal::parseJson(body, unreadMembers());
   if (!parsed) {
     Error error{
         ErrorCode::kParse, "the body is not JSON: " + parsed.error().message, {}, 400, 0, {}};

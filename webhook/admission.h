@@ -46,7 +46,9 @@ struct AdmissionRequest {
   std::string ns;    // request.namespace; empty for a cluster-scoped object
   std::string name;  // request.name; empty on a CREATE whose object uses generateName
   bool dry_run = false;
-  // request.object; null when absent (DELETE, CONNECT).
+  // request.object; null when absent (DELETE, CONNECT). Without status and
+  // metadata.managedFields, which nothing in the webhook reads (parseAdmissionReview() leaves
+  // them out, as it leaves out request.oldObject, userInfo and options).
   nlohmann::json object;
 
   // True for the creation of a Pod itself (core group, resource "pods", no subresource): the

@@ -1,5 +1,6 @@
 #include "webhook/internal/json_text.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cstdint>
 #include <cstring>
@@ -22,11 +23,14 @@ constexpr int kMaxFastDepth = 256;
 // keeps its messages identical to nlohmann's without reimplementing them.
 class FastParser {
  public:
-  explicit FastParser(std::string_view text) : p_(text.data()), end_(text.data() + text.size()) {}
+  FastParser(std::string_view text, const std::vector<JsonPath>& pruned)
+      : p_(text.data()), end_(text.data() + text.size()), pruned_(pruned) {
+    for (const JsonPath& path : pruned_) longest_pruned_ = std::max(longest_pruned_, path.size());
+  }
 
   bool parse(json& out) {
     skipSpace();
-    if (!value(out, 0)) return false;
+    if (!value(out, 0, longest_pruned_ > 0)) return false;
     skipSpace();
     return p_ == end_;
   }
@@ -36,11 +40,13 @@ class FastParser {
     while (p_ != end_ && (*p_ == ' ' || *p_ == '\n' || *p_ == '\r' || *p_ == '\t')) ++p_;
   }
 
-  bool value(json& out, int depth) {
+  // `on_path`: `out` is reached from the root through object members only, whose keys are in
+  // path_, and a pruned path may continue below it.
+  bool value(json& out, int depth, bool on_path) {
     if (p_ == end_) return false;
     switch (*p_) {
       case '{':
-        return object(out, depth + 1);
+        return object(out, depth + 1, on_path);
       case '[':
         return array(out, depth + 1);
       case '"': {
@@ -60,6 +66,50 @@ class FastParser {
     }
   }
 
+  // Checks one value without building it: the same grammar as value(), so what it accepts
+  // nlohmann accepts too.
+  bool skip(int depth) {
+    if (p_ == end_) return false;
+    const char open = *p_;
+    if (open == '"') {
+      scratch_.clear();
+      return string(scratch_);
+    }
+    if (open != '{' && open != '[') {
+      json scalar;  // literals and integers allocate nothing
+      return value(scalar, depth, false);
+    }
+    if (depth + 1 > kMaxFastDepth) return false;
+    const char close = open == '{' ? '}' : ']';
+    ++p_;
+    skipSpace();
+    if (p_ != end_ && *p_ == close) {
+      ++p_;
+      return true;
+    }
+    while (true) {
+      if (open == '{') {
+        if (p_ == end_ || *p_ != '"') return false;
+        scratch_.clear();
+        if (!string(scratch_)) return false;
+        skipSpace();
+        if (p_ == end_ || *p_ != ':') return false;
+        ++p_;
+        skipSpace();
+      }
+      if (!skip(depth + 1)) return false;
+      skipSpace();
+      if (p_ == end_) return false;
+      if (*p_ == close) {
+        ++p_;
+        return true;
+      }
+      if (*p_ != ',') return false;
+      ++p_;
+      skipSpace();
+    }
+  }
+
   bool literal(std::string_view word, json value, json& out) {
     if (static_cast<std::size_t>(end_ - p_) < word.size() ||
         std::memcmp(p_, word.data(), word.size()) != 0) {
@@ -70,7 +120,18 @@ class FastParser {
     return true;
   }
 
-  bool object(json& out, int depth) {
+  // True when the member `key` of the object at path_ is to be left out.
+  bool isPruned(std::string_view key) const {
+    for (const JsonPath& path : pruned_) {
+      if (path.size() == path_.size() + 1 && path.back() == key &&
+          std::equal(path_.begin(), path_.end(), path.begin())) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  bool object(json& out, int depth, bool on_path) {
     if (depth > kMaxFastDepth) return false;
     ++p_;  // '{'
     out = json(json::value_t::object);
@@ -88,10 +149,18 @@ class FastParser {
       if (p_ == end_ || *p_ != ':') return false;
       ++p_;
       skipSpace();
-      // A repeated key parses into the existing member, replacing it: the last one wins, as in
-      // nlohmann's parser.
-      json& member = members.try_emplace(std::move(key)).first->second;
-      if (!value(member, depth)) return false;
+      if (on_path && isPruned(key)) {
+        if (!skip(depth)) return false;
+      } else {
+        // A repeated key parses into the existing member, replacing it: the last one wins, as
+        // in nlohmann's parser.
+        auto member = members.try_emplace(std::move(key)).first;
+        if (on_path) path_.push_back(member->first);
+        const bool below = on_path && path_.size() < longest_pruned_;
+        const bool parsed = value(member->second, depth, below);
+        if (on_path) path_.pop_back();
+        if (!parsed) return false;
+      }
       skipSpace();
       if (p_ == end_) return false;
       if (*p_ == '}') {
@@ -116,7 +185,7 @@ class FastParser {
     }
     while (true) {
       items.emplace_back();
-      if (!value(items.back(), depth)) return false;
+      if (!value(items.back(), depth, false)) return false;
       skipSpace();
       if (p_ == end_) return false;
       if (*p_ == ']') {
@@ -293,6 +362,12 @@ class FastParser {
 
   const char* p_;
   const char* end_;
+  const std::vector<JsonPath>& pruned_;
+  std::size_t longest_pruned_ = 0;
+  // The keys from the root to the object being parsed, while that is on a pruned path.
+  std::vector<std::string_view> path_;
+  // Skipped strings land here, so that skipping allocates nothing once it has grown.
+  std::string scratch_;
 };
 
 void appendString(std::string& out, const std::string& text) {
@@ -353,14 +428,25 @@ void appendInteger(std::string& out, Integer value) {
 
 }  // namespace
 
-Result<json> parseJson(std::string_view text) {
+Result<json> parseJson(std::string_view text, const std::vector<JsonPath>& pruned) {
   json out;
-  if (FastParser(text).parse(out)) return out;
+  if (FastParser(text, pruned).parse(out)) return out;
   try {
-    return json::parse(text);
+    out = json::parse(text);
   } catch (const json::exception& e) {
     return makeError(ErrorCode::kParse, e.what());
   }
+  // The slow path builds everything and prunes afterwards: the same tree, at nlohmann's cost.
+  for (const JsonPath& path : pruned) {
+    json* node = &out;
+    for (std::size_t i = 0; node != nullptr && i + 1 < path.size(); ++i) {
+      auto it = node->is_object() ? node->find(path[i]) : node->end();
+      node = it == node->end() ? nullptr : &*it;
+    }
+    if (node != nullptr && node->is_object() && !path.empty())
+      node->erase(std::string(path.back()));
+  }
+  return out;
 }
 
 void appendJson(std::string& out, const json& value) {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "test/unit/webhook/webhook_test_util.h"
+#include "webhook/admission.h"
 
 namespace picket::webhook::internal {
 namespace {
@@ -228,6 +229,102 @@ TEST(ParseJsonTest, AgreesWithNlohmannOnDamagedReviews) {
     expectSameAsNlohmann(text);
     if (::testing::Test::HasFailure()) break;
   }
+}
+
+// `text` parsed by nlohmann with the members at `paths` erased afterwards: what pruning must
+// give.
+json erased(std::string_view text, const std::vector<JsonPath>& paths) {
+  json out = json::parse(text);
+  for (const JsonPath& path : paths) {
+    json* node = &out;
+    for (std::size_t i = 0; node != nullptr && i + 1 < path.size(); ++i) {
+      node =
+          node->is_object() && node->contains(path[i]) ? &(*node)[std::string(path[i])] : nullptr;
+    }
+    if (node != nullptr && node->is_object()) node->erase(std::string(path.back()));
+  }
+  return out;
+}
+
+const std::vector<JsonPath> kPruned = {{"request", "object", "status"},
+                                       {"request", "object", "metadata", "managedFields"},
+                                       {"request", "oldObject"}};
+
+// Tests that pruning leaves out exactly the members at the given paths: not members of the same
+// name elsewhere (deeper, shallower, inside arrays), and not their siblings.
+TEST(ParseJsonTest, PrunesOnlyTheMembersAtThePaths) {
+  const std::string text = R"({"status":1,"request":{"status":2,"oldObject":{"big":[1,2,3]},)"
+                           R"("object":{"status":{"phase":"Pending"},"spec":{"status":3,)"
+                           R"("containers":[{"status":4,"oldObject":5}]},"metadata":{"name":"p",)"
+                           R"("managedFields":[{"manager":"kubectl","fieldsV1":{"f:spec":{}}}],)"
+                           R"("labels":{"managedFields":"kept"}}},"uid":"u"}})";
+  Result<json> parsed = parseJson(text, kPruned);
+  ASSERT_TRUE(parsed) << parsed.error().message;
+  EXPECT_TRUE(sameTree(*parsed, erased(text, kPruned))) << parsed->dump();
+  EXPECT_FALSE(parsed->at("request").contains("oldObject"));
+  EXPECT_FALSE(parsed->at("request").at("object").contains("status"));
+  EXPECT_FALSE(parsed->at("request").at("object").at("metadata").contains("managedFields"));
+  EXPECT_EQ(parsed->at("status"), 1);
+  EXPECT_EQ(parsed->at("request").at("status"), 2);
+  EXPECT_EQ(parsed->at("request").at("object").at("spec").at("containers")[0].at("oldObject"), 5);
+  EXPECT_EQ(parsed->at("request").at("object").at("metadata").at("labels").at("managedFields"),
+            "kept");
+}
+
+// Tests that a pruned member is still checked: broken JSON inside it is nlohmann's error, and
+// what the fast path leaves to nlohmann (a float, deep nesting) inside it is pruned all the
+// same.
+TEST(ParseJsonTest, ChecksPrunedMembersAndPrunesOnTheSlowPath) {
+  for (const std::string& broken : {std::string(R"({"request":{"oldObject":{"a":[1,}}})"),
+                                    std::string(R"({"request":{"oldObject":"bad \x escape"}})"),
+                                    std::string("{\"request\":{\"oldObject\":\"\xC0\xAF\"}}"),
+                                    std::string(R"({"request":{"oldObject":tru}})")}) {
+    Result<json> parsed = parseJson(broken, kPruned);
+    ASSERT_FALSE(parsed) << broken;
+    EXPECT_EQ(parsed.error().message, nlohmannParse(broken).error);
+  }
+  for (const std::string& slow :
+       {std::string(R"({"request":{"oldObject":{"ratio":0.5},"uid":"u"}})"),
+        std::string(R"({"request":{"object":{"status":1e3,"spec":{"x":2.5}}}})"),
+        R"({"request":{"oldObject":)" + std::string(300, '[') + std::string(300, ']') + "}}",
+        "\xEF\xBB\xBF" + std::string(R"({"request":{"oldObject":{}}})")}) {
+    Result<json> parsed = parseJson(slow, kPruned);
+    ASSERT_TRUE(parsed) << parsed.error().message;
+    EXPECT_TRUE(sameTree(*parsed, erased(slow, kPruned))) << slow;
+  }
+}
+
+// Tests that parseAdmissionReview() leaves the unread members out of the request (status,
+// managedFields, oldObject, userInfo) and that the answer is the same as without them.
+TEST(ParseJsonTest, AdmissionReviewsAnswerTheSameWithoutTheUnreadMembers) {
+  const json review = json::parse(readFixture("review_pod_create.json"));
+  json full = review;
+  json& pod = full["request"]["object"];
+  pod["status"] = {{"phase", "Pending"}, {"qosClass", "Burstable"}};
+  pod["metadata"]["managedFields"] = json::array(
+      {{{"manager", "kube-controller-manager"},
+        {"operation", "Update"},
+        {"apiVersion", "v1"},
+        {"fieldsType", "FieldsV1"},
+        {"fieldsV1",
+         {{"f:spec", {{"f:containers", {{"k:{\"name\":\"app\"}", json::object()}}}}}}}}});
+  full["request"]["oldObject"] = pod;
+  full["request"]["userInfo"] = {{"username", "system:serviceaccount:kube-system:rs"}};
+  Result<AdmissionRequest> plain = parseAdmissionReview(review.dump());
+  Result<AdmissionRequest> pruned = parseAdmissionReview(full.dump());
+  ASSERT_TRUE(plain) << plain.error().describe();
+  ASSERT_TRUE(pruned) << pruned.error().describe();
+  EXPECT_FALSE(pruned->object.contains("status"));
+  EXPECT_FALSE(pruned->object["metadata"].contains("managedFields"));
+  EXPECT_EQ(pruned->object, plain->object);
+  const NamespaceLookup lookup = [](const std::string&) -> Result<NamespaceInfo> {
+    return testing::kEnabledNamespace;
+  };
+  Result<Admission> from_plain = admit(*plain, lookup, testing::testConfig());
+  Result<Admission> from_pruned = admit(*pruned, lookup, testing::testConfig());
+  ASSERT_TRUE(from_plain && from_pruned);
+  EXPECT_EQ(from_pruned->body, from_plain->body);
+  EXPECT_EQ(from_pruned->result, ReviewResult::kInjected);
 }
 
 // Tests that appendJson() writes exactly what dump() writes for the fixtures.
