@@ -1,0 +1,133 @@
+// Fault injection: the API server picket-operator talks to is frozen (SIGSTOP) in the middle of
+// a reconcile, then killed (SIGKILL) and started again on the same port. The operator must ride
+// it out without a restart, and end with every allowlist Ready and the policies exactly as
+// planned: none lost, none duplicated.
+//
+// The server faulted is a second kube-apiserver on the shared etcd (test/cluster/apiserver), so
+// the shared one, which other tests use at the same time, keeps serving; the test writes its
+// allowlists through the shared server, so the changes go on while the operator's server is
+// down, as they would through another API server replica.
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <iostream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "test/integration/faults/fault_support.h"
+#include "test/integration/operator/operator_fixture.h"
+
+namespace picket::integration {
+namespace {
+
+using nlohmann::json;
+using std::chrono::milliseconds;
+
+constexpr int kFirstBurst = 30;
+// How long the server stays frozen: a fault's length, not a wait for anything.
+constexpr milliseconds kFrozen{3000};
+
+std::string service(int i) { return "s" + std::to_string(i); }
+
+using ApiServerFaultTest = OperatorTest;
+
+// Tests that an operator whose API server is frozen mid-reconcile, then killed and restarted on
+// the same port, keeps running (the same process answers /metrics and still leads), and converges
+// on the allowlists changed meanwhile (updated, created, deleted): every allowlist Ready for its
+// last generation, the policies exactly the plan.
+TEST_F(ApiServerFaultTest, OperatorRidesOutAStoppedAndRestartedApiServer) {
+  auto server = SecondApiServer::create(dir_);
+  ASSERT_TRUE(server) << server.error().describe();
+  Status started = (*server)->start(std::chrono::seconds(120));
+  ASSERT_TRUE(started) << started.error().describe();
+
+  // The second --kubeconfig wins over the shared one that OperatorProcess passes first. A renew
+  // deadline longer than the outage: a leader that cannot renew within it stops writing
+  // and exits (as client-go's do), which this test is not about.
+  OperatorProcess& op =
+      startOperator("op-a", {"--kubeconfig", (*server)->kubeconfigPath(), "--backend", "kubernetes",
+                             "--serve-xds=false", "--lease-duration", "120s", "--renew-deadline",
+                             "90s", "--retry-period", "2s"});
+  ASSERT_TRUE(
+      waitFor([&] { return op.metric("picket_operator_leader").value_or(0) == 1; }, kConverge))
+      << op.log();
+
+  for (int i = 0; i < kFirstBurst; ++i) {
+    ASSERT_TRUE(createAllowlist(service(i), allowlistSpec(service(i), 8080, {"web"})));
+  }
+  // Mid-reconcile: as soon as the operator has written a policy of the burst.
+  size_t written = 0;
+  ASSERT_TRUE(waitFor(
+      [&] {
+        auto policies = managedPolicies(client(), ns());
+        written = policies ? policies->size() : 0;
+        return written > 0;
+      },
+      kConverge, milliseconds(10)));
+  (*server)->pause();
+  const auto stopped_at = std::chrono::steady_clock::now();
+  auto at_pause = managedPolicies(client(), ns());
+  ASSERT_TRUE(at_pause);
+  written = at_pause->size();
+
+  // While frozen: updates, creates and deletes through the shared server.
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_TRUE(replaceSpec(service(i), allowlistSpec(service(i), 8080, {"web", "api"})));
+  }
+  for (int i = kFirstBurst; i < kFirstBurst + 10; ++i) {
+    ASSERT_TRUE(createAllowlist(service(i), allowlistSpec(service(i), 8080, {"web"})));
+  }
+  for (int i = 20; i < 25; ++i) {
+    Status removed = client().remove(allowlists(), ns(), service(i));
+    ASSERT_TRUE(removed) << removed.error().describe();
+  }
+  std::this_thread::sleep_for(kFrozen);
+  (*server)->kill();
+  // While dead: more of the same.
+  for (int i = 10; i < 15; ++i) {
+    ASSERT_TRUE(replaceSpec(service(i), allowlistSpec(service(i), 9090, {"web"})));
+  }
+  for (int i = 25; i < 28; ++i) {
+    Status removed = client().remove(allowlists(), ns(), service(i));
+    ASSERT_TRUE(removed) << removed.error().describe();
+  }
+  started = (*server)->start(std::chrono::seconds(120));
+  ASSERT_TRUE(started) << started.error().describe();
+  const auto restarted_at = std::chrono::steady_clock::now();
+
+  Status outcome = ok();
+  waitFor(
+      [&] {
+        outcome = policiesMatchPlan(client(), ns());
+        if (outcome) outcome = allowlistsReady(client(), ns());
+        return outcome.has_value();
+      },
+      kConverge * 2, milliseconds(250));
+  ASSERT_TRUE(outcome) << outcome.error().describe() << "\nsecond API server:\n"
+                       << (*server)->log();
+  const auto converged_at = std::chrono::steady_clock::now();
+
+  // The same process, never restarted, still leading.
+  EXPECT_EQ(op.metric("picket_operator_leader").value_or(0), 1);
+  auto pid = operatorPid(ns(), "op-a");
+  EXPECT_TRUE(pid) << "the operator process is gone";
+  auto policies = managedPolicies(client(), ns());
+  ASSERT_TRUE(policies);
+  EXPECT_EQ(policies->size(), static_cast<size_t>(kFirstBurst + 10 - 8));
+
+  const auto outage = std::chrono::duration_cast<milliseconds>(restarted_at - stopped_at).count();
+  const auto recovery =
+      std::chrono::duration_cast<milliseconds>(converged_at - restarted_at).count();
+  std::cout << "[ figures  ] API server frozen after " << written << " of " << kFirstBurst
+            << " policies written, down " << outage << " ms (frozen " << kFrozen.count()
+            << " ms, then killed and restarted); converged " << recovery
+            << " ms after it was ready again\n";
+  RecordProperty("outage_ms", std::to_string(outage));
+  RecordProperty("converged_after_restart_ms", std::to_string(recovery));
+}
+
+}  // namespace
+}  // namespace picket::integration
