@@ -43,17 +43,13 @@ OperatorProcess::OperatorProcess(const std::string& ns, const std::string& ident
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, log, STDOUT_FILENO);
   posix_spawn_file_actions_adddup2(&actions, log, STDERR_FILENO);
-  std::vector<std::string> args = {PICKET_OPERATOR_BINARY,
-                                   "--kubeconfig",
-                                   cluster().kubeconfigPath(),
-                                   "--namespace",
-                                   ns,
-                                   "--watch-namespace",
-                                   ns,
-                                   "--metrics-addr",
-                                   "127.0.0.1:0",
-                                   "--identity",
-                                   identity};
+  std::vector<std::string> args = {
+      PICKET_OPERATOR_BINARY, "--kubeconfig", cluster().kubeconfigPath(), "--namespace", ns,
+      "--watch-namespace", ns, "--metrics-addr", "127.0.0.1:0", "--identity", identity,
+      // The xDS server listens on a fixed port, so operators running
+      // at once (two replicas, tests in parallel) would collide;
+      // a test of it passes --serve-xds after this.
+      "--serve-xds=false"};
   args.insert(args.end(), extra_args.begin(), extra_args.end());
   std::vector<char*> argv;
   argv.reserve(args.size() + 1);

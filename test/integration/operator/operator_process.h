@@ -14,9 +14,10 @@ namespace picket::integration {
 
 // One picket-operator process (the real binary, so main is tested too) run against the local
 // control plane as the cluster admin, confined to one namespace (--watch-namespace) so that tests
-// running at once do not reconcile each other's allowlists, with its Lease in that namespace and
-// its /metrics on a free port. Its output goes to a log file. Destroying it kills the process if it
-// still runs.
+// running at once do not reconcile each other's allowlists, with its Lease in that namespace, its
+// /metrics on a free port, and without its xDS server (--serve-xds=false; a later --serve-xds in
+// the extra arguments turns it on). Its output goes to a log file. Destroying it kills the process
+// if it still runs.
 class OperatorProcess {
  public:
   // Starts the operator as `identity` in namespace `ns`, with `extra_args` after the standard
