@@ -14,6 +14,7 @@
 // Usage: operator_bench [--allowlists N] [--large N] [--changes N] [--threads N]
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -35,6 +36,7 @@
 #include <optional>
 #include <random>
 #include <regex>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -396,6 +398,83 @@ struct Memory {
   long peak_kib = 0;
 };
 
+// What a SIGINT or SIGTERM must not leave behind: the namespaces the run created (everything it
+// wrote lives in them) and the operator it started. Destructors do not run when a signal ends the
+// process, so a thread of its own waits for those signals (blocked in every thread that watch()'s
+// caller starts afterwards), deletes the namespaces, stops the operator and exits with
+// 128 + the signal.
+class Interruption {
+ public:
+  static Interruption& instance() {
+    static Interruption interruption;
+    return interruption;
+  }
+
+  // Blocks SIGINT and SIGTERM in the calling thread (and so in the threads it starts from now
+  // on) and starts the thread that cleans up after them, deleting namespaces through `client`
+  // (which must live until the process ends). Call from the main thread while no other thread of
+  // the program runs. Processes started afterwards must unblock the signals (spawnAttributes()).
+  void watch(kube::Client& client) {
+    sigset_t blocked = stopSignals();
+    pthread_sigmask(SIG_BLOCK, &blocked, nullptr);
+    std::thread([this, &client] {
+      sigset_t set = stopSignals();
+      int signal = 0;
+      if (sigwait(&set, &signal) != 0) return;
+      std::cerr << "\noperator_bench: " << strsignal(signal) << "; cleaning up\n";
+      std::vector<std::string> names;
+      {
+        std::lock_guard<std::mutex> guard(mutex_);
+        names.assign(namespaces_.begin(), namespaces_.end());
+        if (operator_pid_ > 0) ::kill(operator_pid_, SIGTERM);
+      }
+      for (const std::string& name : names) {
+        auto removed = client.remove(kube::resources::kNamespaces, "", name);
+        std::cerr << "operator_bench: deleting namespace " << name << ": "
+                  << (removed ? "ok" : removed.error().describe()) << "\n";
+      }
+      std::_Exit(128 + signal);
+    }).detach();
+  }
+
+  // posix_spawn attributes that give the child an empty signal mask, so that a SIGTERM stops it
+  // although this process blocks it. `attributes` is initialised; destroy it after the spawn.
+  static void spawnAttributes(posix_spawnattr_t& attributes) {
+    posix_spawnattr_init(&attributes);
+    sigset_t none;
+    sigemptyset(&none);
+    posix_spawnattr_setsigmask(&attributes, &none);
+    posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGMASK);
+  }
+
+  void addNamespace(const std::string& name) {
+    std::lock_guard<std::mutex> guard(mutex_);
+    namespaces_.insert(name);
+  }
+  void removeNamespace(const std::string& name) {
+    std::lock_guard<std::mutex> guard(mutex_);
+    namespaces_.erase(name);
+  }
+  // The running operator's pid; -1 when none runs.
+  void setOperator(pid_t pid) {
+    std::lock_guard<std::mutex> guard(mutex_);
+    operator_pid_ = pid;
+  }
+
+ private:
+  static sigset_t stopSignals() {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    return set;
+  }
+
+  std::mutex mutex_;
+  std::set<std::string> namespaces_;
+  pid_t operator_pid_ = -1;
+};
+
 // One picket-operator process confined to one namespace (--watch-namespace), with the Calico
 // backend and without leader election (it is the only writer there), its log in a file. Destroying
 // it stops the process (SIGTERM, then SIGKILL after 10 s).
@@ -412,36 +491,35 @@ class OperatorProcess {
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_adddup2(&actions, log, STDOUT_FILENO);
     posix_spawn_file_actions_adddup2(&actions, log, STDERR_FILENO);
-    std::vector<std::string> args = {PICKET_OPERATOR_BINARY,
-                                     "--kubeconfig",
-                                     kubeconfig,
-                                     "--namespace",
-                                     ns,
-                                     "--watch-namespace",
-                                     ns,
-                                     "--backend",
-                                     "calico",
-                                     "--leader-elect=false",
-                                     "--metrics-addr",
-                                     "127.0.0.1:0",
-                                     "--identity",
-                                     "operator-bench"};
+    std::vector<std::string> args = {PICKET_OPERATOR_BINARY, "--kubeconfig", kubeconfig,
+                                     "--namespace", ns, "--watch-namespace", ns, "--backend",
+                                     "calico", "--leader-elect=false", "--metrics-addr",
+                                     "127.0.0.1:0", "--identity", "operator-bench",
+                                     // The network-policy operator alone: the xDS server's
+                                     // informers (pods, services, endpoint slices) are not what
+                                     // this measures.
+                                     "--serve-xds=false"};
     std::vector<char*> argv;
     for (std::string& arg : args) argv.push_back(arg.data());
     argv.push_back(nullptr);
     pid_t pid = -1;
-    const int spawned = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
+    posix_spawnattr_t attributes;
+    Interruption::spawnAttributes(attributes);
+    const int spawned = posix_spawn(&pid, argv[0], &actions, &attributes, argv.data(), environ);
+    posix_spawnattr_destroy(&attributes);
     posix_spawn_file_actions_destroy(&actions);
     ::close(log);
     if (spawned != 0) {
       return makeError(ErrorCode::kIo,
                        std::string("cannot start ") + argv[0] + ": " + std::strerror(spawned));
     }
+    Interruption::instance().setOperator(pid);
     return std::unique_ptr<OperatorProcess>(new OperatorProcess(pid, log_path));
   }
 
   ~OperatorProcess() {
     if (pid_ <= 0) return;
+    Interruption::instance().setOperator(-1);
     ::kill(pid_, SIGTERM);
     const auto deadline = Clock::now() + std::chrono::seconds(10);
     int status = 0;
@@ -556,6 +634,7 @@ class Namespaces {
   ~Namespaces() {
     for (const std::string& name : names_) {
       auto removed = client_.remove(kube::resources::kNamespaces, "", name);
+      Interruption::instance().removeNamespace(name);
       if (!removed && removed.error().code != ErrorCode::kNotFound) {
         std::cerr << "operator_bench: deleting namespace " << name << ": "
                   << removed.error().describe() << "\n";
@@ -575,6 +654,7 @@ class Namespaces {
         {{"apiVersion", "v1"}, {"kind", "Namespace"}, {"metadata", {{"name", name}}}});
     if (!created) return makeError(std::move(created.error()));
     names_.push_back(name);
+    Interruption::instance().addNamespace(name);
     return name;
   }
 
@@ -708,6 +788,7 @@ int run(const BenchOptions& options) {
     return 1;
   }
   kube::Client& client = cluster.client();
+  Interruption::instance().watch(client);
   if (Status crd = installAllowlistCrd(client); !crd) {
     std::cerr << "operator_bench: " << crd.error().describe() << "\n";
     return 1;
