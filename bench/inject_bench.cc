@@ -14,12 +14,12 @@
 #include <benchmark/benchmark.h>
 
 #include <cstdlib>
-#include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <string>
+#include <utility>
 
+#include "bench/fixtures.h"
 #include "webhook/admission.h"
 #include "webhook/config.h"
 #include "webhook/inject.h"
@@ -30,15 +30,12 @@ namespace {
 using nlohmann::json;
 
 std::string readFixture(const std::string& name) {
-  const std::string path = std::string(PICKET_SOURCE_DIR) + "/test/fixtures/webhook/" + name;
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    std::cerr << "inject_bench: cannot read " << path << "\n";
+  auto text = bench::readSourceFile("test/fixtures/webhook/" + name);
+  if (!text) {
+    std::cerr << "inject_bench: " << text.error().message << "\n";
     std::exit(1);
   }
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
+  return *std::move(text);
 }
 
 // The unit tests' injector config, so the figures are for the patch the golden files show.
@@ -73,25 +70,9 @@ NamespaceInfo shopNamespace() {
 
 // An AdmissionReview for the creation of the realistic pod, as the API server sends it.
 std::string reviewText() {
-  json pod = json::parse(podText());
-  json review = {{"apiVersion", "admission.k8s.io/v1"},
-                 {"kind", "AdmissionReview"},
-                 {"request",
-                  {{"uid", "705ab4f5-6393-11e8-b7cc-42010a800002"},
-                   {"kind", {{"group", ""}, {"version", "v1"}, {"kind", "Pod"}}},
-                   {"resource", {{"group", ""}, {"version", "v1"}, {"resource", "pods"}}},
-                   {"requestKind", {{"group", ""}, {"version", "v1"}, {"kind", "Pod"}}},
-                   {"requestResource", {{"group", ""}, {"version", "v1"}, {"resource", "pods"}}},
-                   {"namespace", "shop"},
-                   {"operation", "CREATE"},
-                   {"userInfo",
-                    {{"username", "system:serviceaccount:kube-system:replicaset-controller"},
-                     {"groups", {"system:serviceaccounts", "system:authenticated"}}}},
-                   {"object", std::move(pod)},
-                   {"oldObject", nullptr},
-                   {"dryRun", false},
-                   {"options", {{"apiVersion", "meta.k8s.io/v1"}, {"kind", "CreateOptions"}}}}}};
-  return review.dump();
+  return bench::podCreationReview(json::parse(podText()), "shop",
+                                  "705ab4f5-6393-11e8-b7cc-42010a800002")
+      .dump();
 }
 
 void requireInjected(benchmark::State& state, const InjectResult& result) {
