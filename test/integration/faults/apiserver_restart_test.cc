@@ -129,5 +129,56 @@ TEST_F(ApiServerFaultTest, OperatorRidesOutAStoppedAndRestartedApiServer) {
   RecordProperty("converged_after_restart_ms", std::to_string(recovery));
 }
 
+// Tests the other side of the renew deadline: when the API server stays away longer, the leader
+// cannot know whether another replica took over, so it stops writing and exits 1 saying why (as
+// client-go's leaders do; the kubelet restarts it). Started again once the server is back, an
+// operator converges on the changes made meanwhile.
+TEST_F(ApiServerFaultTest, LeaderStepsDownWhenTheApiServerStaysAwayPastTheRenewDeadline) {
+  auto server = SecondApiServer::create(dir_);
+  ASSERT_TRUE(server) << server.error().describe();
+  Status started = (*server)->start(std::chrono::seconds(120));
+  ASSERT_TRUE(started) << started.error().describe();
+  const std::vector<std::string> args = {"--kubeconfig",
+                                         (*server)->kubeconfigPath(),
+                                         "--backend",
+                                         "kubernetes",
+                                         "--serve-xds=false",
+                                         "--lease-duration",
+                                         "6s",
+                                         "--renew-deadline",
+                                         "4s",
+                                         "--retry-period",
+                                         "1s"};
+  OperatorProcess& first = startOperator("op-a", args);
+  ASSERT_TRUE(createAllowlist("cart", allowlistSpec("cart", 8080, {"web"})));
+  ASSERT_TRUE(waitForReady("cart", "True", "PolicyApplied", 1));
+
+  (*server)->kill();
+  const auto killed_at = std::chrono::steady_clock::now();
+  ASSERT_TRUE(replaceSpec("cart", allowlistSpec("cart", 8080, {"web", "api"})));
+  EXPECT_EQ(first.waitForExit(kConverge), 1);
+  const auto exited_after =
+      std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - killed_at);
+  EXPECT_THAT(first.log(), ::testing::HasSubstr(
+                               "no renewal succeeded within the renew deadline; stepping down"));
+  EXPECT_THAT(first.log(), ::testing::HasSubstr("lost the Lease " + ns() + "/picket-operator"));
+
+  started = (*server)->start(std::chrono::seconds(120));
+  ASSERT_TRUE(started) << started.error().describe();
+  startOperator("op-a", args);
+  Status outcome = ok();
+  waitFor(
+      [&] {
+        outcome = policiesMatchPlan(client(), ns());
+        if (outcome) outcome = allowlistsReady(client(), ns());
+        return outcome.has_value();
+      },
+      kConverge * 2, milliseconds(250));
+  EXPECT_TRUE(outcome) << outcome.error().describe();
+  std::cout << "[ figures  ] with the API server gone, the leader exited " << exited_after.count()
+            << " ms after it (renew deadline 4 s)\n";
+  RecordProperty("exit_after_outage_ms", std::to_string(exited_after.count()));
+}
+
 }  // namespace
 }  // namespace picket::integration
