@@ -1,6 +1,7 @@
 #include "webhook/internal/json_text.h"
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <cstdint>
 #include <cstring>
@@ -370,53 +371,83 @@ class FastParser {
   std::string scratch_;
 };
 
+// How many bytes each ASCII character takes inside a JSON string as dump() writes it: 2 for the
+// short escapes, 6 for other control characters (\u00XX), 1 otherwise; 0 marks bytes above 0x7f.
+constexpr std::array<std::uint8_t, 256> kEscapedLength = [] {
+  std::array<std::uint8_t, 256> lengths{};
+  for (int c = 0; c < 0x80; ++c) {
+    if (c == '"' || c == '\\' || c == '\b' || c == '\f' || c == '\n' || c == '\r' || c == '\t') {
+      lengths[c] = 2;
+    } else if (c < 0x20) {
+      lengths[c] = 6;
+    } else {
+      lengths[c] = 1;
+    }
+  }
+  return lengths;
+}();
+
+// Writes `text` as a JSON string in two tight passes: measure, then fill exactly that much. The
+// patch's longest strings (the Envoy bootstrap, the hook scripts) are full of quotes and line
+// breaks, which appending escape by escape made the most expensive part of serialising it.
 void appendString(std::string& out, const std::string& text) {
+  std::size_t length = 2;
   for (char c : text) {
-    // Non-ASCII text may need invalid bytes replaced; nlohmann knows exactly how it does that.
-    if (static_cast<unsigned char>(c) >= 0x80) {
+    const std::uint8_t bytes = kEscapedLength[static_cast<unsigned char>(c)];
+    if (bytes == 0) {
+      // Non-ASCII text may need invalid bytes replaced; nlohmann knows exactly how it does that.
       out += json(text).dump(-1, ' ', false, json::error_handler_t::replace);
       return;
     }
+    length += bytes;
   }
-  out += '"';
-  const char* run = text.data();
-  const char* const end = text.data() + text.size();
-  for (const char* p = run; p != end; ++p) {
-    const auto c = static_cast<unsigned char>(*p);
-    if (c != '"' && c != '\\' && c >= 0x20) continue;
-    out.append(run, p);
-    run = p + 1;
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\b':
-        out += "\\b";
-        break;
-      case '\f':
-        out += "\\f";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default: {
-        static constexpr char kHex[] = "0123456789abcdef";
-        const char escaped[] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0xF]};
-        out.append(escaped, sizeof escaped);
+  const std::size_t start = out.size();
+  out.resize(start + length);
+  char* to = out.data() + start;
+  *to++ = '"';
+  if (length == text.size() + 2) {
+    std::memcpy(to, text.data(), text.size());
+    to += text.size();
+  } else {
+    for (char c : text) {
+      const auto byte = static_cast<unsigned char>(c);
+      if (kEscapedLength[byte] == 1) {
+        *to++ = c;
+        continue;
+      }
+      *to++ = '\\';
+      switch (byte) {
+        case '"':
+        case '\\':
+          *to++ = c;
+          break;
+        case '\b':
+          *to++ = 'b';
+          break;
+        case '\f':
+          *to++ = 'f';
+          break;
+        case '\n':
+          *to++ = 'n';
+          break;
+        case '\r':
+          *to++ = 'r';
+          break;
+        case '\t':
+          *to++ = 't';
+          break;
+        default: {
+          static constexpr char kHex[] = "0123456789abcdef";
+          *to++ = 'u';
+          *to++ = '0';
+          *to++ = '0';
+          *to++ = kHex[byte >> 4];
+          *to++ = kHex[byte & 0xF];
+        }
       }
     }
   }
-  out.append(run, end);
-  out += '"';
+  *to = '"';
 }
 
 template <typename Integer>
