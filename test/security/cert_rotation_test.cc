@@ -183,6 +183,7 @@ TEST_F(CertRotationTest, RotatesUnderLoadWithoutFailedHandshakesOrReviews) {
     }
   };
   std::vector<std::thread> clients;
+  clients.reserve(kKeepAliveClients + kFreshClients);
   for (int i = 0; i < kKeepAliveClients; ++i)
     clients.emplace_back(client_loop, false, kKeepAliveRate);
   for (int i = 0; i < kFreshClients; ++i) clients.emplace_back(client_loop, true, kFreshRate);
@@ -237,8 +238,9 @@ TEST_F(CertRotationTest, RotatesUnderLoadWithoutFailedHandshakesOrReviews) {
   std::printf(
       "rotation under load: %d rotations in %.1f s; %llu reviews (%.0f/s), %llu new TLS "
       "connections (%.0f/s), %llu failures; new certificate on new connections after: %s\n",
-      kRotations, seconds, static_cast<unsigned long long>(seen.reviews), seen.reviews / seconds,
-      static_cast<unsigned long long>(seen.handshakes), seen.handshakes / seconds,
+      kRotations, seconds, static_cast<unsigned long long>(seen.reviews),
+      static_cast<double>(seen.reviews) / seconds, static_cast<unsigned long long>(seen.handshakes),
+      static_cast<double>(seen.handshakes) / seconds,
       static_cast<unsigned long long>(seen.failures), delays.c_str());
   EXPECT_EQ(webhook.stop(SIGTERM), 0) << webhook.log();
 }

@@ -198,6 +198,7 @@ TEST_F(ReplicaFailoverTest, KillingOneReplicaFailsOnlyInFlightCreations) {
   };
   std::vector<Attempt> attempts;
   std::vector<std::thread> creators;
+  creators.reserve(kCreators);
   for (int i = 0; i < kCreators; ++i) {
     creators.emplace_back([&] {
       while (!stop.load()) {

@@ -18,6 +18,7 @@
 #include <openssl/ssl.h>
 #include <signal.h>
 
+#include <nlohmann/json.hpp>
 #include <random>
 #include <string>
 #include <vector>
@@ -92,9 +93,9 @@ class TlsListenersTest : public ::testing::Test {
 
       // The xDS server's TLS files come from the operator's --config (xds.listen).
       const std::string operator_config = suite->dir.file("operator-" + tag + ".json");
-      ASSERT_TRUE(integration::writeFile(operator_config,
-                                         R"({"xds": {"listen": {"tlsCertFile": ")" + cert +
-                                             R"(", "tlsKeyFile": ")" + key_file + R"("}}})"));
+      const nlohmann::json xds = {
+          {"xds", {{"listen", {{"tlsCertFile", cert}, {"tlsKeyFile", key_file}}}}}};
+      ASSERT_TRUE(integration::writeFile(operator_config, xds.dump()));
       auto& op = suite->programs.emplace_back(std::make_unique<Program>(
           std::vector<std::string>{
               PICKET_OPERATOR_BIN, "--kubeconfig", cluster().kubeconfigPath(), "--namespace",
@@ -114,7 +115,11 @@ class TlsListenersTest : public ::testing::Test {
 
   static void TearDownTestSuite() {
     if (suite == nullptr) return;
-    for (auto& program : suite->programs) EXPECT_EQ(program->stop(SIGTERM), 0) << program->log();
+    // 30 s: the operator drains its servers and informers on SIGTERM, slowly on a loaded
+    // machine.
+    for (auto& program : suite->programs) {
+      EXPECT_EQ(program->stop(SIGTERM, 30s), 0) << program->log();
+    }
     for (const char* tag : {"rsa", "ec"}) {
       (void)cluster().client().remove(
           kube::Resource{"coordination.k8s.io", "v1", "leases", "Lease", true}, "default",
