@@ -1,7 +1,7 @@
 // Fault injection: the leading picket-operator replica is killed (SIGKILL: no Lease release, no
 // goodbye) in the middle of a burst of 200 allowlist changes. The other replica must take the
-// Lease over within the lease duration (plus the retry period in which it notices), and the
-// policies must end exactly as the planner makes them from the final allowlists.
+// Lease over within the lease duration (plus the jittered retry periods in which it notices),
+// and the policies must end exactly as the planner makes them from the final allowlists.
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
