@@ -452,6 +452,7 @@ ApplyReport Applier::apply(std::string_view ns, const std::vector<json>& desired
       if (removed || removed.error().code == ErrorCode::kNotFound) {
         deleted.action = PolicyAction::kDeleted;
         std::lock_guard<std::mutex> guard(mutex_);
+        forgetExpiredLocked();
         pending_[key] = Pending{clock_.now(), "", "", 0, uid};
       } else {
         deleted.action = PolicyAction::kFailed;
@@ -510,6 +511,7 @@ PolicyChange Applier::write(const kube::Resource& resource, const json& desired,
   change.action =
       existing != nullptr || forced_retry ? PolicyAction::kUpdated : PolicyAction::kCreated;
   std::lock_guard<std::mutex> guard(mutex_);
+  forgetExpiredLocked();
   pending_[key] = Pending{clock_.now(), version_before, metadataString(*result, "resourceVersion"),
                           contentDigest(desired), ""};
   return change;
@@ -558,6 +560,14 @@ void Applier::observe(const json& object, bool deleted) {
                     pending.version_after == metadataString(object, "resourceVersion")) {
     pending_.erase(found);
   }
+}
+
+void Applier::forgetExpiredLocked() {
+  const kube::SteadyTime now = clock_.now();
+  if (now - last_forget_ < std::chrono::seconds(1)) return;
+  last_forget_ = now;
+  std::erase_if(pending_,
+                [&](const auto& entry) { return now - entry.second.at >= kPendingLifetime; });
 }
 
 size_t Applier::pendingCount() const {

@@ -172,6 +172,10 @@ class Applier {
                     const nlohmann::json* existing);
   // True when the cache still shows an object this applier has deleted.
   bool deletePending(const std::string& key, const nlohmann::json& existing);
+  // Under mutex_, at most once a second: forgets writes and deletes older than kPendingLifetime,
+  // which nothing trusts any more. One whose echo reached the informer before it was remembered is
+  // otherwise kept until its policy is applied again.
+  void forgetExpiredLocked();
 
   kube::Client& client_;
   kube::Clock& clock_;
@@ -180,6 +184,7 @@ class Applier {
   mutable std::mutex mutex_;
   // Keyed by "namespace/kind/name".
   std::map<std::string, Pending> pending_;
+  kube::SteadyTime last_forget_{};
 };
 
 }  // namespace picket::op

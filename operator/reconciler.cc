@@ -447,10 +447,20 @@ Status Reconciler::writeStatus(const json& object, const json& status) {
   auto written = client_.apply(allowlistResource(), ns, body, options);
   if (!written) return makeError(std::move(written.error()));
   std::lock_guard<std::mutex> guard(mutex_);
+  forgetExpiredLocked();
   pending_status_[ns + "/" + name] =
       PendingStatus{clock_.now(), metadataString(object, "resourceVersion"),
                     metadataString(*written, "resourceVersion"), status};
   return ok();
+}
+
+void Reconciler::forgetExpiredLocked() {
+  const kube::SteadyTime now = clock_.now();
+  if (now - last_forget_ < std::chrono::seconds(1)) return;
+  last_forget_ = now;
+  std::erase_if(pending_status_, [&](const auto& entry) {
+    return now - entry.second.at >= Applier::kPendingLifetime;
+  });
 }
 
 void Reconciler::observeAllowlist(const json& object, bool deleted) {

@@ -149,6 +149,10 @@ class Reconciler {
   nlohmann::json currentStatus(const std::string& key, const nlohmann::json& object);
   // Writes `status` to the allowlist's status subresource.
   Status writeStatus(const nlohmann::json& object, const nlohmann::json& status);
+  // Under mutex_, at most once a second: forgets remembered status writes older than
+  // Applier::kPendingLifetime, which nothing trusts any more. A write whose echo reached the
+  // informer before it was remembered is otherwise kept until its allowlist is reconciled again.
+  void forgetExpiredLocked();
   void record(const nlohmann::json& object, kube::EventType type, const std::string& reason,
               const std::string& action, const std::string& note);
 
@@ -169,6 +173,7 @@ class Reconciler {
   std::mutex mutex_;
   // Keyed by "namespace/name".
   std::map<std::string, PendingStatus> pending_status_;
+  kube::SteadyTime last_forget_{};
   // The Ready reason of each allowlist, per namespace, for the allowlists gauge.
   std::map<std::string, std::map<std::string, std::string>> reasons_;
 };

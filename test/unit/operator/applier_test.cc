@@ -374,6 +374,30 @@ TEST_F(ApplierTest, DoesNotRepeatWritesWhileTheCacheCatchesUp) {
   EXPECT_EQ(fake_->pendingExpectations(), 0u);
 }
 
+// Tests that a remembered write the informer never matched (its echo arrived before it was
+// remembered) is forgotten once it is too old to trust, when later writes are remembered.
+TEST_F(ApplierTest, ForgetsWritesTooOldToTrust) {
+  const json desired = desiredCart();
+  fake_->expect({"PATCH", std::string(kPolicyPath) + "?fieldManager=picket-operator"},
+                {200, served(desired, "5").dump(), {}});
+  ASSERT_EQ(applier_.apply("shop", {desired}, {}, {}).changes[0].action, PolicyAction::kCreated);
+  EXPECT_EQ(applier_.pendingCount(), 1u);
+
+  clock_.advance(Applier::kPendingLifetime);
+  json ledger = desiredCart();
+  ledger["metadata"]["name"] = "picket-ledger";
+  fake_->expect({"PATCH",
+                 "/apis/projectcalico.org/v3/namespaces/shop/networkpolicies/picket-ledger"
+                 "?fieldManager=picket-operator"},
+                {200, served(ledger, "6").dump(), {}});
+  ApplyReport report = applier_.apply("shop", {desired, ledger}, cache({served(desired, "5")}), {});
+  ASSERT_EQ(report.changes.size(), 2u);
+  EXPECT_EQ(report.changes[0].action, PolicyAction::kUnchanged);
+  EXPECT_EQ(report.changes[1].action, PolicyAction::kCreated);
+  // picket-cart is matched by the cache now; only the ledger write is remembered.
+  EXPECT_EQ(applier_.pendingCount(), 1u);
+}
+
 // Tests that a delete is not repeated while the cache still shows the deleted object.
 TEST_F(ApplierTest, DoesNotRepeatDeletesWhileTheCacheCatchesUp) {
   json stale = served(desiredCart());
