@@ -326,7 +326,7 @@ Result<Options> parseOptions(const std::vector<std::string>& args) {
     auto known = std::find_if(kValueFlags.begin(), kValueFlags.end(),
                               [&](const FlagName& flag) { return flag.name == name; });
     if (known == kValueFlags.end()) {
-      std::string what = arg.rfind("-", 0) == 0 ? "unknown flag " : "unexpected argument ";
+      std::string what = arg.rfind('-', 0) == 0 ? "unknown flag " : "unexpected argument ";
       return makeError(ErrorCode::kInvalidArgument,
                        what + quoted(arg) + " (see picket-init --help)", std::string(arg));
     }

@@ -8,6 +8,8 @@
 #include <cerrno>
 #include <cstdlib>
 #include <optional>
+#include <string>
+#include <string_view>
 #include <utility>
 
 #include "kube/credential_sources.h"
@@ -127,8 +129,10 @@ Result<KubeconfigParser::Named> KubeconfigParser::findNamed(
       if (*item_name != name) continue;
       // client-go would let the later entry win silently; which one the user meant is a guess.
       if (found) {
-        return invalid(list_key, what + " is defined twice (" + list_key + "[" +
-                                     std::to_string(found_index) + "] and " + item_field + ")");
+        std::string message = what;
+        message.append(" is defined twice (").append(list_key).append("[");
+        message.append(std::to_string(found_index)).append("] and ").append(item_field).append(")");
+        return invalid(list_key, message);
       }
       const std::string body_field = item_field + "." + body_key;
       const YAML::Node body = item[body_key];
@@ -308,14 +312,16 @@ Result<std::shared_ptr<CredentialSource>> KubeconfigParser::readUser(
        {"auth-provider", "username", "password", "as", "as-uid", "as-groups", "as-user-extra"}) {
     const YAML::Node node = body[key];
     if (!node || node.IsNull()) continue;
-    const std::string key_name(key);
+    const std::string_view key_name(key);
+    std::string key_field = field + ".";
+    key_field += key_name;
     if (key_name == "auth-provider") {
-      return invalid(field + "." + key_name, "not supported; use an exec credential plugin");
+      return invalid(key_field, "not supported; use an exec credential plugin");
     }
     if (key_name == "username" || key_name == "password") {
-      return invalid(field + "." + key_name, "basic authentication is not supported");
+      return invalid(key_field, "basic authentication is not supported");
     }
-    return invalid(field + "." + key_name, "impersonation is not supported");
+    return invalid(key_field, "impersonation is not supported");
   }
 
   Credentials base;

@@ -33,7 +33,8 @@ struct ObjectReference {
   // As JSON, leaving out empty fields.
   json toJson() const;
 
-  auto operator<=>(const ObjectReference&) const = default;
+  // clang-tidy 14 reads the defaulted <=> as a comparison with a literal 0.
+  auto operator<=>(const ObjectReference&) const = default;  // NOLINT(modernize-use-nullptr)
 };
 
 enum class EventType { kNormal, kWarning };
@@ -139,7 +140,8 @@ class EventRecorder {
     std::string reason;
     std::string action;
     std::string note;
-    auto operator<=>(const SeriesKey&) const = default;
+    // clang-tidy 14 reads the defaulted <=> as a comparison with a literal 0.
+    auto operator<=>(const SeriesKey&) const = default;  // NOLINT(modernize-use-nullptr)
   };
   // The Event written for a series so far.
   struct Series {

@@ -132,7 +132,7 @@ LeaderDecision decideLeadership(const std::optional<LeaseRecord>& observed, Stea
   return {LeaderAction::kFollow, *observed};
 }
 
-LeaseStore clientLeaseStore(Client& client, std::string ns, std::string name) {
+LeaseStore clientLeaseStore(Client& client, const std::string& ns, const std::string& name) {
   LeaseStore store;
   store.get = [&client, ns, name] { return client.get(resources::kLeases, ns, name); };
   store.create = [&client, ns](const json& lease) {
@@ -207,7 +207,7 @@ void LeaderElector::start() {
     CHECK(!started_) << "leader elector " << config_.identity << ": start() called twice";
     started_ = true;
   }
-  thread_ = std::jthread([this](std::stop_token stop) { run(stop); });
+  thread_ = std::jthread([this](const std::stop_token& stop) { run(stop); });
 }
 
 void LeaderElector::stop() {
@@ -365,7 +365,7 @@ void LeaderElector::setLeading(bool leading) {
   }
 }
 
-void LeaderElector::run(std::stop_token stop) {
+void LeaderElector::run(const std::stop_token& stop) {
   SteadyTime last_renewal{};
   bool leading = false;
   while (!stop.stop_requested()) {

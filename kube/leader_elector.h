@@ -88,7 +88,7 @@ struct LeaseStore {
 };
 
 // A LeaseStore for the Lease `name` in namespace `ns` through `client`, which must outlive it.
-LeaseStore clientLeaseStore(Client& client, std::string ns, std::string name);
+LeaseStore clientLeaseStore(Client& client, const std::string& ns, const std::string& name);
 
 struct LeaderElectionConfig {
   // Where the Lease lives.
@@ -158,7 +158,7 @@ class LeaderElector {
  private:
   LeaderElector(LeaseStore store, Clock& clock, LeaderElectionConfig config);
 
-  void run(std::stop_token stop);
+  void run(const std::stop_token& stop);
   // Records what the lease says now; refreshes observed_at_ when it changed and reports a new
   // holder.
   void observe(const std::optional<LeaseRecord>& record, SteadyTime now);
