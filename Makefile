@@ -43,3 +43,11 @@ FUZZ_SECONDS ?= 600
 fuzz: configure
 	cmake --build $(BUILD_DIR) --target picket_fuzz
 	test/fuzz/run.sh $(BUILD_DIR) $(FUZZ_SECONDS)
+
+# Picket on a private local control plane with real pods and Envoys (scripts/demo.sh; as root):
+# the injected pod, the Calico policy, the allowlist's status, an allowed and a refused request.
+# Builds its programs in $(BUILD_DIR); DEMO_ARGS=--check asserts the outcomes, --keep-cluster
+# leaves the control plane running.
+.PHONY: demo
+demo:
+	scripts/demo.sh --build-dir $(BUILD_DIR) $(DEMO_ARGS)
