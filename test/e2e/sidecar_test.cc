@@ -1,8 +1,11 @@
 // End-to-end tests of the injected pod spec with real traffic: the real API server stores pods
 // that the real picket-webhook injected, and the e2e harness runs them as kubelet would, with
-// picket-init's real iptables rules and real Envoy sidecars. Until the control plane serves xDS,
-// the sidecars route with a static bootstrap derived from the injected one
-// (useStaticSidecarBootstrap).
+// picket-init's real iptables rules and real Envoy sidecars. These tests are about the capture
+// (what picket-init sends through Envoy, what it leaves alone, probes, cleanup, native sidecars),
+// not about routing: the sidecars run a static bootstrap derived from the injected one
+// (useStaticSidecarBootstrap), whose HTTP listeners count and log every request to a pod IP,
+// which the control plane's configuration passes through as plain TCP. Routing, balancing and
+// admission over xDS from the real picket-operator are tested in xds_test.cc.
 //
 // Three pods per test: `server` and `client` (injected; the client excludes outbound port 8082
 // and the plain pod's address from capture) and `plain` (not injected). Needs root; skipped
