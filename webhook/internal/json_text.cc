@@ -406,8 +406,7 @@ void appendString(std::string& out, const std::string& text) {
   char* to = out.data() + start;
   *to++ = '"';
   if (length == text.size() + 2) {
-    std::memcpy(to, text.data(), text.size());
-    to += text.size();
+    to = std::copy(text.begin(), text.end(), to);
   } else {
     for (char c : text) {
       const auto byte = static_cast<unsigned char>(c);
