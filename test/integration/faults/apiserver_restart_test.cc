@@ -45,12 +45,12 @@ TEST_F(ApiServerFaultTest, OperatorRidesOutAStoppedAndRestartedApiServer) {
   ASSERT_TRUE(started) << started.error().describe();
 
   // The second --kubeconfig wins over the shared one that OperatorProcess passes first. A renew
-  // deadline longer than the outage: a leader that cannot renew within it stops writing
-  // and exits (as client-go's do), which this test is not about.
+  // deadline longer than the outage (a slow machine takes tens of seconds to restart the server):
+  // a leader that cannot renew within it stops writing and exits, which the next test covers.
   OperatorProcess& op =
       startOperator("op-a", {"--kubeconfig", (*server)->kubeconfigPath(), "--backend", "kubernetes",
-                             "--serve-xds=false", "--lease-duration", "120s", "--renew-deadline",
-                             "90s", "--retry-period", "2s"});
+                             "--serve-xds=false", "--lease-duration", "300s", "--renew-deadline",
+                             "240s", "--retry-period", "2s"});
   ASSERT_TRUE(
       waitFor([&] { return op.metric("picket_operator_leader").value_or(0) == 1; }, kConverge))
       << op.log();
