@@ -129,6 +129,60 @@ TEST_F(ApiServerFaultTest, OperatorRidesOutAStoppedAndRestartedApiServer) {
   RecordProperty("converged_after_restart_ms", std::to_string(recovery));
 }
 
+// Tests that a server frozen for longer than a request normally takes (SIGSTOP: connections stay
+// open and silent, so only timeouts notice) and then thawed (SIGCONT) leaves the same operator
+// process leading, and that it converges on the changes made through the other server meanwhile.
+TEST_F(ApiServerFaultTest, OperatorRidesOutAFrozenApiServer) {
+  auto server = SecondApiServer::create(dir_);
+  ASSERT_TRUE(server) << server.error().describe();
+  Status started = (*server)->start(std::chrono::seconds(120));
+  ASSERT_TRUE(started) << started.error().describe();
+  OperatorProcess& op =
+      startOperator("op-a", {"--kubeconfig", (*server)->kubeconfigPath(), "--backend", "kubernetes",
+                             "--serve-xds=false", "--lease-duration", "300s", "--renew-deadline",
+                             "240s", "--retry-period", "2s"});
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_TRUE(createAllowlist(service(i), allowlistSpec(service(i), 8080, {"web"})));
+  }
+  Status outcome = ok();
+  const auto converge = [&] {
+    waitFor(
+        [&] {
+          outcome = policiesMatchPlan(client(), ns());
+          if (outcome) outcome = allowlistsReady(client(), ns());
+          return outcome.has_value();
+        },
+        kConverge * 2, milliseconds(250));
+    return outcome;
+  };
+  ASSERT_TRUE(converge()) << outcome.error().describe();
+
+  (*server)->pause();
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(replaceSpec(service(i), allowlistSpec(service(i), 8080, {"web", "api"})));
+  }
+  for (int i = 10; i < 13; ++i) {
+    ASSERT_TRUE(createAllowlist(service(i), allowlistSpec(service(i), 8080, {"web"})));
+  }
+  for (int i = 5; i < 7; ++i) {
+    Status removed = client().remove(allowlists(), ns(), service(i));
+    ASSERT_TRUE(removed) << removed.error().describe();
+  }
+  // The fault's length: longer than the client's usual request time, short of the renew deadline.
+  std::this_thread::sleep_for(std::chrono::seconds(20));
+  (*server)->resume();
+  const auto resumed_at = std::chrono::steady_clock::now();
+  ASSERT_TRUE(converge()) << outcome.error().describe() << "\nsecond API server:\n"
+                          << (*server)->log();
+  const auto converged_after =
+      std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - resumed_at);
+  EXPECT_EQ(op.metric("picket_operator_leader").value_or(0), 1);
+  EXPECT_TRUE(operatorPid(ns(), "op-a")) << "the operator process is gone";
+  std::cout << "[ figures  ] API server frozen 20 s; converged " << converged_after.count()
+            << " ms after it was thawed\n";
+  RecordProperty("converged_after_thaw_ms", std::to_string(converged_after.count()));
+}
+
 // Tests the other side of the renew deadline: when the API server stays away longer, the leader
 // cannot know whether another replica took over, so it stops writing and exits 1 saying why (as
 // client-go's leaders do; the kubelet restarts it). Started again once the server is back, an
