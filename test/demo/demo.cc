@@ -521,8 +521,13 @@ Status Demo::applyChart() {
     if (!applied) return applied;
   }
   Status served = waitUntil(interrupts_, "the ServiceAllowlist CRD to be served", seconds(30), [&] {
-    auto serves = client_.serves(kAllowlists.group, kAllowlists.version, kAllowlists.plural);
-    return serves && *serves;
+    // Asked with getRaw, which no discovery cache answers, so a CRD applied a moment ago shows.
+    auto group = client_.getRaw("/apis/" + kAllowlists.group + "/" + kAllowlists.version);
+    if (!group || !group->is_object()) return false;
+    for (const json& resource : group->value("resources", json::array())) {
+      if (resource.value("name", "") == kAllowlists.plural) return true;
+    }
+    return false;
   });
   if (!served) return served;
   Status created = applyOne(release_namespace);
@@ -817,6 +822,8 @@ Result<int> Demo::run() {
 
 int mainImpl(int argc, char** argv) {
   Interrupts::blockInThisThread();
+  // Each line as it happens, also through a pipe (ctest, tee).
+  std::cout << std::unitbuf;
   // The pods' logs are in the demo's folder too; the harness keeps them on its own variable.
   if (std::getenv("PICKET_DEMO_KEEP_LOGS") != nullptr) ::setenv("PICKET_E2E_KEEP_LOGS", "1", 1);
   auto options = parseOptions(argc, argv);
