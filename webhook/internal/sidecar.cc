@@ -1,5 +1,6 @@
 #include "webhook/internal/sidecar.h"
 
+#include <initializer_list>
 #include <string_view>
 #include <type_traits>
 
@@ -9,6 +10,23 @@ namespace picket::webhook::internal {
 namespace {
 
 using nlohmann::json;
+
+// One member of object() below. `value` is mutable so that object() can move it out of the
+// initializer list, whose elements are const.
+struct Member {
+  std::string_view key;
+  mutable json value;
+};
+
+// A JSON object built member by member. nlohmann's own initializer-list constructor builds a
+// two-element array for every member before it sees that the whole is an object, which about
+// doubles the allocations of the containers inject() adds to every pod.
+json object(std::initializer_list<Member> members) {
+  json out(json::value_t::object);
+  auto& map = out.get_ref<json::object_t&>();
+  for (const Member& member : members) map.emplace(member.key, std::move(member.value));
+  return out;
+}
 
 json resourcesOf(const ContainerResources& resources) {
   json requests = json::object();
@@ -24,26 +42,28 @@ json resourcesOf(const ContainerResources& resources) {
 }
 
 json fieldRefEnv(const char* name, const char* field_path) {
-  return {{"name", name},
-          {"valueFrom", {{"fieldRef", {{"apiVersion", "v1"}, {"fieldPath", field_path}}}}}};
+  return object(
+      {{"name", name},
+       {"valueFrom",
+        object({{"fieldRef", object({{"apiVersion", "v1"}, {"fieldPath", field_path}})}})}});
 }
 
 json port(const char* name, int number) {
-  return {{"name", name}, {"containerPort", number}, {"protocol", "TCP"}};
+  return object({{"name", name}, {"containerPort", number}, {"protocol", "TCP"}});
 }
 
 json readyProbe(int readiness_port, int period_seconds, int failure_threshold) {
-  return {{"httpGet", {{"path", "/ready"}, {"port", readiness_port}}},
-          {"periodSeconds", period_seconds},
-          {"timeoutSeconds", 1},
-          {"failureThreshold", failure_threshold}};
+  return object({{"httpGet", object({{"path", "/ready"}, {"port", readiness_port}})},
+                 {"periodSeconds", period_seconds},
+                 {"timeoutSeconds", 1},
+                 {"failureThreshold", failure_threshold}});
 }
 
 // Hooks run bash, not curl or wget: the upstream envoyproxy/envoy image is Ubuntu with only
 // ca-certificates added, so it has no HTTP client, but Ubuntu's bash is built with /dev/tcp
 // redirections, which are enough to send one HTTP request to Envoy on 127.0.0.1.
 json bashHook(std::string script) {
-  return {{"exec", {{"command", json::array({"bash", "-c", std::move(script)})}}}};
+  return object({{"exec", object({{"command", json::array({"bash", "-c", std::move(script)})}})}});
 }
 
 }  // namespace
@@ -108,7 +128,7 @@ json proxyContainer(const Config& config, const PodSettings& settings, const std
       // fixed domain socket, which collide when several Envoys share a host (tests do).
       "--disable-hot-restart",
   });
-  json container = {
+  json container = object({
       {"name", kProxyContainerName},
       {"image", proxy.image},
       {"imagePullPolicy", "IfNotPresent"},
@@ -119,26 +139,25 @@ json proxyContainer(const Config& config, const PodSettings& settings, const std
       {"env", json::array({fieldRefEnv("POD_NAME", "metadata.name"),
                            fieldRefEnv("POD_NAMESPACE", "metadata.namespace"),
                            fieldRefEnv("POD_IP", "status.podIP"),
-                           {{"name", "PICKET_SERVICE"}, {"value", identity}}})},
+                           object({{"name", "PICKET_SERVICE"}, {"value", identity}})})},
       // The admin port is not listed: it listens on 127.0.0.1 only.
       {"ports", json::array({port("picket-outbound", proxy.ports.outbound),
                              port("picket-inbound", proxy.ports.inbound),
                              port("picket-metrics", proxy.ports.prometheus),
                              port("picket-ready", proxy.ports.readiness)})},
       {"readinessProbe", readyProbe(proxy.ports.readiness, 2, 3)},
-      {"securityContext",
-       {{"runAsUser", proxy.uid},
-        {"runAsGroup", proxy.gid},
-        {"runAsNonRoot", true},
-        {"readOnlyRootFilesystem", true},
-        {"allowPrivilegeEscalation", false},
-        {"privileged", false},
-        {"capabilities", {{"drop", json::array({"ALL"})}}},
-        {"seccompProfile", {{"type", "RuntimeDefault"}}}}},
+      {"securityContext", object({{"runAsUser", proxy.uid},
+                                  {"runAsGroup", proxy.gid},
+                                  {"runAsNonRoot", true},
+                                  {"readOnlyRootFilesystem", true},
+                                  {"allowPrivilegeEscalation", false},
+                                  {"privileged", false},
+                                  {"capabilities", object({{"drop", json::array({"ALL"})}})},
+                                  {"seccompProfile", object({{"type", "RuntimeDefault"}})}})},
       {"lifecycle",
-       {{"preStop", bashHook(drainScript(proxy.ports.admin, settings.drain_seconds))}}},
+       object({{"preStop", bashHook(drainScript(proxy.ports.admin, settings.drain_seconds))}})},
       {"terminationMessagePolicy", "FallbackToLogsOnError"},
-  };
+  });
   json resources = resourcesOf(settings.proxy_resources);
   if (!resources.empty()) container["resources"] = std::move(resources);
   if (native) {
@@ -184,7 +203,7 @@ json initContainer(const Config& config, const PodSettings& settings,
   add_list("--exclude-outbound-cidrs", join(settings.exclude_outbound_cidrs));
   add_list("--include-outbound-cidrs", join(settings.include_outbound_cidrs));
 
-  json container = {
+  json container = object({
       {"name", kInitContainerName},
       {"image", config.init.image},
       {"imagePullPolicy", "IfNotPresent"},
@@ -194,25 +213,27 @@ json initContainer(const Config& config, const PodSettings& settings,
       // network namespace. runAsNonRoot is set false explicitly so that a pod-level
       // runAsNonRoot: true does not make kubelet refuse to start it.
       {"securityContext",
-       {{"runAsUser", 0},
-        {"runAsGroup", 0},
-        {"runAsNonRoot", false},
-        {"privileged", false},
-        {"allowPrivilegeEscalation", false},
-        {"readOnlyRootFilesystem", true},
-        {"capabilities",
-         {{"add", json::array({"NET_ADMIN", "NET_RAW"})}, {"drop", json::array({"ALL"})}}},
-        {"seccompProfile", {{"type", "RuntimeDefault"}}}}},
-      {"volumeMounts", json::array({{{"name", kInitRunVolumeName}, {"mountPath", "/run"}}})},
+       object({{"runAsUser", 0},
+               {"runAsGroup", 0},
+               {"runAsNonRoot", false},
+               {"privileged", false},
+               {"allowPrivilegeEscalation", false},
+               {"readOnlyRootFilesystem", true},
+               {"capabilities", object({{"add", json::array({"NET_ADMIN", "NET_RAW"})},
+                                        {"drop", json::array({"ALL"})}})},
+               {"seccompProfile", object({{"type", "RuntimeDefault"}})}})},
+      {"volumeMounts",
+       json::array({object({{"name", kInitRunVolumeName}, {"mountPath", "/run"}})})},
       {"terminationMessagePolicy", "FallbackToLogsOnError"},
-  };
+  });
   json resources = resourcesOf(config.init.resources);
   if (!resources.empty()) container["resources"] = std::move(resources);
   return container;
 }
 
 json initRunVolume() {
-  return {{"name", kInitRunVolumeName}, {"emptyDir", {{"medium", "Memory"}, {"sizeLimit", "1Mi"}}}};
+  return object({{"name", kInitRunVolumeName},
+                 {"emptyDir", object({{"medium", "Memory"}, {"sizeLimit", "1Mi"}})}});
 }
 
 }  // namespace picket::webhook::internal
