@@ -77,10 +77,13 @@ nlohmann::json PatchBuilder::release() {
 }
 
 PatchBuilder& PatchBuilder::append(const char* op, std::string path, nlohmann::json* value) {
-  nlohmann::json operation = nlohmann::json::object();
-  operation["op"] = op;
-  operation["path"] = std::move(path);
-  if (value != nullptr) operation["value"] = std::move(*value);
+  // Straight into the object's map: operator[] would look each key up first, and the patch is
+  // built for every pod the webhook injects.
+  nlohmann::json operation(nlohmann::json::value_t::object);
+  auto& members = operation.get_ref<nlohmann::json::object_t&>();
+  members.emplace("op", op);
+  members.emplace("path", std::move(path));
+  if (value != nullptr) members.emplace("value", std::move(*value));
   operations_.push_back(std::move(operation));
   return *this;
 }
