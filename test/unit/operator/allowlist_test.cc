@@ -514,5 +514,18 @@ TEST(AllowlistTest, NamesProtocolsAndModes) {
   EXPECT_STREQ(modeName(Mode::kDryRun), "DryRun");
 }
 
+// Tests an allowlist naming 10,000 callers (hostile input, issue 8): refused at once with the
+// field and the limit, and still counted for status.callerCount.
+TEST(AllowlistTest, RefusesTenThousandCallersNamingTheLimit) {
+  json object = validAllowlist();
+  json callers = json::array();
+  for (int i = 0; i < 10000; ++i) callers.push_back({{"service", "c-" + std::to_string(i)}});
+  object["spec"]["callers"] = callers;
+  auto parsed = parseAllowlist(object);
+  ASSERT_FALSE(parsed);
+  EXPECT_EQ(parsed.error().field, "spec.callers");
+  EXPECT_THAT(parsed.error().message, HasSubstr("has 10000 entries; at most 128"));
+}
+
 }  // namespace
 }  // namespace picket::op

@@ -466,5 +466,33 @@ TEST(PlannerTest, ListsPolicyTypesPerBackend) {
   EXPECT_STREQ(backendName(Backend::kKubernetes), "kubernetes");
 }
 
+// Tests 10,000 callers spread over 79 allowlists of one service, 128 each as the CRD allows
+// (hostile input, issue 8): on Calico every source is InvalidSpec with the rule count and keeps
+// its policy, and another service's allowlist in the namespace is planned as usual.
+TEST(PlannerTest, RefusesTenThousandMergedCallersOnCalico) {
+  std::vector<json> allowlists;
+  int callers = 0;
+  for (int i = 0; callers < 10000; ++i) {
+    json list = json::array();
+    for (int c = 0; c < 128 && callers < 10000; ++c, ++callers) {
+      list.push_back({{"service", "c-" + std::to_string(callers)}});
+    }
+    allowlists.push_back(allowlist("crowd-" + std::to_string(i), "cart", list));
+  }
+  ASSERT_EQ(allowlists.size(), 79u);
+  allowlists.push_back(allowlist("web", "web", json::array({{{"service", "shop"}}})));
+
+  Plan result = plan(allowlists, {}, PlannerConfig{});
+  ASSERT_EQ(result.policies.size(), 1u);
+  EXPECT_EQ(result.policies[0]["metadata"]["name"], "picket-web");
+  EXPECT_EQ(reportFor(result, "web").state, AllowlistState::kPlanned);
+  for (int i = 0; i < 79; ++i) {
+    const std::string name = "crowd-" + std::to_string(i);
+    EXPECT_EQ(reportFor(result, name).state, AllowlistState::kInvalidSpec) << name;
+    EXPECT_THAT(reportFor(result, name).message, HasSubstr("would need 10000 rules")) << name;
+    EXPECT_TRUE(result.keep.contains(AllowlistKey{"ns", name})) << name;
+  }
+}
+
 }  // namespace
 }  // namespace picket::op
