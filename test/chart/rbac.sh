@@ -20,14 +20,35 @@ kubectl apply --namespace "$ns" -f "$work/rbac.yaml" >/dev/null
 webhook=system:serviceaccount:$ns:picket-webhook
 operator=system:serviceaccount:$ns:picket-operator
 failures=0
-# expect yes|no AS VERB RESOURCE [kubectl auth can-i flags...]
+# expect yes|no AS VERB RESOURCE[.GROUP][/NAME] [-n NS | -A] [--subresource=S]
+# Asks the authorizer through a SubjectAccessReview that names the group itself, so the answer
+# does not depend on which CRDs the shared cluster serves at the moment (`kubectl auth can-i`
+# resolves RESOURCE.GROUP through discovery and misreads a group it does not know).
 expect() {
-  local want=$1 as=$2
-  shift 2
-  local got
-  got=$(kubectl auth can-i --as="$as" "$@" 2>/dev/null) || true
+  local want=$1 as=$2 verb=$3 target=$4
+  shift 4
+  local name="" namespace="" subresource=""
+  if [[ $target == */* ]]; then
+    name=${target#*/}
+    target=${target%%/*}
+  fi
+  local resource=${target%%.*} group=""
+  [[ $target == *.* ]] && group=${target#*.}
+  while (($#)); do
+    case $1 in
+      -n) namespace=$2; shift 2 ;;
+      -A) namespace=""; shift ;;
+      --subresource=*) subresource=${1#--subresource=}; shift ;;
+      *) echo "rbac: expect: unknown flag $1" >&2; exit 2 ;;
+    esac
+  done
+  local review got
+  review=$(printf '{"apiVersion":"authorization.k8s.io/v1","kind":"SubjectAccessReview","spec":{"user":"%s","groups":["system:serviceaccounts","system:authenticated"],"resourceAttributes":{"verb":"%s","group":"%s","resource":"%s","subresource":"%s","name":"%s","namespace":"%s"}}}' \
+    "$as" "$verb" "$group" "$resource" "$subresource" "$name" "$namespace")
+  got=$(kubectl create -f - -o jsonpath='{.status.allowed}' <<<"$review" 2>/dev/null) || true
+  [[ $got == true ]] && got=yes || got=no
   if [ "$got" != "$want" ]; then
-    echo "rbac: ${as##*:} can-i $* says '$got', want '$want'" >&2
+    echo "rbac: ${as##*:} $verb $target${name:+/$name}${subresource:+ ($subresource)}${namespace:+ -n $namespace}: '$got', want '$want'" >&2
     failures=$((failures + 1))
   fi
 }
@@ -61,7 +82,9 @@ expect no "$operator" patch serviceallowlists.picket.dev -n team-a
 expect no "$operator" update serviceallowlists.picket.dev -n team-a
 for resource in networkpolicies.projectcalico.org stagednetworkpolicies.projectcalico.org \
   networkpolicies.networking.k8s.io; do
-  for verb in get list watch patch delete; do expect yes "$operator" "$verb" "$resource" -n team-a; done
+  for verb in get list watch create patch delete; do
+    expect yes "$operator" "$verb" "$resource" -n team-a
+  done
   expect no "$operator" update "$resource" -n team-a
 done
 for verb in create patch; do expect yes "$operator" "$verb" events.events.k8s.io -n team-a; done
