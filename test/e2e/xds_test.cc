@@ -258,15 +258,32 @@ class XdsTest : public integration::OperatorTest {
   }
 
   // Waits until `from` gets a 200 from the server, calling every 20 ms; the time it took, or
-  // nullopt after `bound`.
+  // nullopt after `bound`. Prints how many calls were refused before.
   std::optional<Clock::duration> timeUntilAdmitted(RunningPod& from, Clock::duration bound) {
     const auto start = Clock::now();
+    int refused = 0;
     while (Clock::now() - start < bound) {
       auto answer = callServer(from, milliseconds(2000));
-      if (answer && answer->status == 200) return Clock::now() - start;
+      if (answer && answer->status == 200) {
+        std::cout << from.name() << " admitted after " << refused << " refused calls" << std::endl;
+        return Clock::now() - start;
+      }
+      ++refused;
       std::this_thread::sleep_for(milliseconds(20));
     }
     return std::nullopt;
+  }
+
+  // When the last server replica's Envoy applied a listener update (its
+  // listener_manager.lds.update_time), in seconds after `since`.
+  double lastListenerUpdateAfter(std::chrono::system_clock::time_point since) {
+    int64_t latest_ms = 0;
+    for (const auto& [name, pod] : watcher_->pods()) {
+      latest_ms = std::max(latest_ms, stat(*pod, "listener_manager.lds.update_time").value_or(0));
+    }
+    const auto since_ms =
+        std::chrono::duration_cast<milliseconds>(since.time_since_epoch()).count();
+    return static_cast<double>(latest_ms - since_ms) / 1000.0;
   }
 
   Status scale(int replicas) {
@@ -374,11 +391,13 @@ TEST_F(XdsTest, AdmitsDeclaredCallersAndBalancesOverReplicas) {
   EXPECT_FALSE(closed) << "client-c's TCP connection was answered: " << closed->status;
   EXPECT_GE(serverStat("inbound_8082.rbac.denied"), 1);
 
+  const auto changed_at = std::chrono::system_clock::now();
   ASSERT_TRUE(replaceSpec("server", serverSpec({"client-a", "client-c"}, "Enforce")));
   auto admitted = timeUntilAdmitted(*client_c_, kPropagationBound);
   ASSERT_TRUE(admitted) << "client-c was not admitted after the allowlist named it";
-  std::cout << "allowlist change -> client-c admitted in " << secondsOf(*admitted) << " s"
-            << std::endl;
+  std::cout << "allowlist change -> client-c admitted in " << secondsOf(*admitted)
+            << " s; the server replicas' Envoys had the new listeners "
+            << lastListenerUpdateAfter(changed_at) << " s after the change" << std::endl;
   auto tcp_admitted = callTcpPort(*client_c_);
   ASSERT_TRUE(tcp_admitted) << tcp_admitted.error().describe();
   EXPECT_EQ(tcp_admitted->status, 200);
