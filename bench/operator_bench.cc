@@ -117,9 +117,16 @@ double secondsSince(Clock::time_point start, Clock::time_point end) {
 
 // "1,000" for readable table rows.
 std::string grouped(long value) {
-  std::string digits = std::to_string(value);
-  for (int at = static_cast<int>(digits.size()) - 3; at > 0; at -= 3) digits.insert(at, ",");
-  return digits;
+  const std::string digits = std::to_string(value);
+  const size_t sign = value < 0 ? 1 : 0;
+  // Built by appending: GCC 12 at -O3 misreads an insert() into the string as an overlapping
+  // memcpy (-Wrestrict).
+  std::string out = digits.substr(0, sign);
+  for (size_t i = sign; i < digits.size(); ++i) {
+    if (i > sign && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return out;
 }
 
 std::string randomSuffix() {
