@@ -1,5 +1,6 @@
 #include "common/yaml_json.h"
 
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <cerrno>
@@ -9,6 +10,7 @@
 #include <cstdlib>
 #include <optional>
 #include <regex>
+#include <sstream>
 #include <string>
 #include <utility>
 
@@ -229,13 +231,56 @@ void emit(YAML::Emitter& out, const json& value) {
   }
 }
 
+// Sees where each document starts and nothing else.
+class DocumentStarts : public YAML::EventHandler {
+ public:
+  const YAML::Mark& start() const { return start_; }
+
+  void OnDocumentStart(const YAML::Mark& mark) override { start_ = mark; }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+
+ private:
+  YAML::Mark start_;
+};
+
+// yaml-cpp 0.7's LoadAll() never returns on some malformed streams (a stray ',' where a document
+// should start: ",", or ", 2]"): the parser reports an empty document without consuming the token
+// and is asked for the next one, forever, allocating as it goes (fixed upstream in 0.8). So the
+// stream is first read without building anything, and a second document starting where the one
+// before it started is refused with a ParserException at that place. Well-formed streams always
+// move on: every document after the first starts at its own `---` or after the one before.
+void requireProgress(const std::string& text) {
+  std::istringstream stream(text);
+  YAML::Parser parser(stream);
+  DocumentStarts starts;
+  std::optional<int> previous;
+  while (parser.HandleNextDocument(starts)) {
+    if (previous == starts.start().pos) {
+      throw YAML::ParserException(starts.start(), "no YAML document can start here");
+    }
+    previous = starts.start().pos;
+  }
+}
+
 }  // namespace
 
 Result<std::vector<nlohmann::json>> yamlDocumentsToJson(std::string_view text,
                                                         std::string_view origin) {
   std::vector<YAML::Node> documents;
   try {
-    documents = YAML::LoadAll(std::string(text));
+    const std::string whole(text);
+    requireProgress(whole);
+    documents = YAML::LoadAll(whole);
   } catch (const YAML::Exception& e) {
     return parseFailure(origin, e);
   }

@@ -149,4 +149,24 @@ TEST(YamlJsonTest, RoundTripsThroughYaml) {
 }
 
 }  // namespace
+// Tests streams on which yaml-cpp 0.7's LoadAll() never returns (a stray ',' where a document
+// should start; found by fuzz.operator_config): refused at once with the place, and well-formed
+// streams with empty documents are still read.
+TEST(YamlJsonTest, RefusesStreamsTheParserCannotLeave) {
+  for (const std::string& text : {std::string(","),
+                                  std::string(",  2\0"
+                                              "2]J",
+                                              8),
+                                  std::string("- a\n---\n,\n")}) {
+    auto documents = yamlDocumentsToJson(text, "in.yaml");
+    ASSERT_FALSE(documents) << text;
+    EXPECT_EQ(documents.error().code, ErrorCode::kParse);
+    EXPECT_THAT(documents.error().message, HasSubstr("in.yaml:"));
+    EXPECT_THAT(documents.error().message, HasSubstr("no YAML document can start here"));
+  }
+  auto documents = yamlDocumentsToJson("a: 1\n---\n---\nb: 2\n---\n", "in.yaml");
+  ASSERT_TRUE(documents) << documents.error().describe();
+  EXPECT_EQ(documents->size(), 2u);
+}
+
 }  // namespace picket

@@ -389,5 +389,32 @@ TEST(AdmissionTest, NamesResultsWithStableTokens) {
   EXPECT_STREQ(reviewResultToken(ReviewResult::kPassed), "passed");
 }
 
+// Tests the hostile bodies of issue 8's catalogue that the API server itself never sends but a
+// direct caller can: a string that is not UTF-8 is refused with a 400 that says so; a repeated
+// key counts with its last value, as in the API server's decoder; a pod nested 10,000 levels deep
+// where the object should be is refused naming request.object.
+TEST(AdmissionTest, RefusesInvalidUtf8AndReadsRepeatedKeysLastWins) {
+  std::string bytes = podReview(loadJson("pod_minimal.json")).dump();
+  bytes.replace(bytes.find("\"uid-1\""), 7, "\"uid-\xff\xfe\"");
+  Result<AdmissionRequest> refused = parseAdmissionReview(bytes);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().http_status, 400);
+  EXPECT_THAT(refused.error().message, HasSubstr("UTF-8"));
+
+  std::string repeated = podReview(loadJson("pod_minimal.json")).dump();
+  repeated.replace(repeated.find("\"uid\":"), 6, "\"uid\":\"first\",\"uid\":");
+  Result<AdmissionRequest> request = parseAdmissionReview(repeated);
+  ASSERT_TRUE(request) << request.error().describe();
+  EXPECT_EQ(request->uid, "uid-1");
+
+  const std::string deep = std::string(10000, '[') + std::string(10000, ']');
+  std::string nested = podReview(nullptr).dump();
+  nested.replace(nested.find("\"object\":null"), 13, "\"object\":" + deep);
+  Result<AdmissionRequest> deep_refused = parseAdmissionReview(nested);
+  ASSERT_FALSE(deep_refused);
+  EXPECT_EQ(deep_refused.error().http_status, 400);
+  EXPECT_THAT(deep_refused.error().message, HasSubstr("request.object"));
+}
+
 }  // namespace
 }  // namespace picket::webhook
