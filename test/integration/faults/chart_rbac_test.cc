@@ -60,6 +60,7 @@ const std::map<std::string, kube::Resource>& chartKinds() {
   return kinds;
 }
 
+// `text` with ASCII letters in lower case.
 std::string lowercase(std::string text) {
   std::transform(text.begin(), text.end(), text.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
@@ -292,7 +293,8 @@ json appPod(const std::string& name) {
 // opted-in namespace (its Namespace informer) and records its Event about a skipped pod. Neither
 // logs a "forbidden" answer.
 TEST_F(ChartRbacTest, EachProgramDoesItsJobWithOnlyTheChartsPermissions) {
-  ASSERT_TRUE(render()) << "helm template failed";
+  Status rendered = render();
+  ASSERT_TRUE(rendered) << "rendering the chart: " << rendered.error().describe();
   Status applied = applyRendered();
   ASSERT_TRUE(applied) << "applying the chart's RBAC: " << applied.error().describe();
   auto operator_kubeconfig = kubeconfigFor(kOperatorAccount);
