@@ -78,6 +78,25 @@ TEST(OperatorOptionsTest, RefusesBadWebhookCertificateFlags) {
   EXPECT_THAT(partial.error().message, HasSubstr("go together"));
 }
 
+// Tests that webhook configuration names are checked as Kubernetes checks a DNS-1123 subdomain:
+// a dot-separated part may be longer than 63 characters (the chart's name for a release in a
+// long namespace), but parts must start and end alphanumeric and the whole stays within 253.
+TEST(OperatorOptionsTest, ChecksWebhookConfigNamesAsKubernetesDoes) {
+  auto with = [](const std::string& name) {
+    return parseOperatorOptions(
+        {"--webhook-secret", "ns/tls", "--webhook-service", "svc", "--webhook-config", name});
+  };
+  const std::string long_part = "picket-webhook-" + std::string(60, 'n');
+  EXPECT_TRUE(with(long_part)) << long_part;
+  EXPECT_TRUE(with("a--b.c0"));
+  for (const std::string& bad : std::vector<std::string>{"-a", "a-", "a.-b", "a-.b", "a..b", ".a",
+                                                         "a.", "A", "a_b", std::string(254, 'a')}) {
+    auto options = with(bad);
+    ASSERT_FALSE(options) << bad;
+    EXPECT_THAT(options.error().message, HasSubstr("is not a MutatingWebhookConfiguration name"));
+  }
+}
+
 // Tests that every flag is read, in both spellings.
 TEST(OperatorOptionsTest, ReadsEveryFlag) {
   auto options = parseOperatorOptions({"--kubeconfig",
