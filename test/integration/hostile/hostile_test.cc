@@ -509,16 +509,16 @@ TEST_F(HostileWebhookTest, RefusesHundredMegabyteBodyAndKeepsServing) {
     refused = postReview(huge, 120s);
     done = true;
   });
+  // Ordinary reviews while the upload runs (at least one, however quickly the 413 comes).
   int answered_meanwhile = 0;
-  while (!done && answered_meanwhile < 20) {
+  do {
     const http::testing::CurlResult answer =
         postReview(reviewOf("meanwhile", ns(), podManifest("meanwhile")).dump());
     EXPECT_EQ(answer.status, 200) << answer.error;
     ++answered_meanwhile;
-  }
+  } while (!done && answered_meanwhile < 20);
   sender.join();
   EXPECT_EQ(refused.status, 413) << refused.error << refused.body.substr(0, 300);
-  EXPECT_GT(answered_meanwhile, 0);
   expectStillServing();
 }
 
