@@ -96,8 +96,9 @@ Result<BenchOptions> parseOptions(int argc, char** argv) {
     int value = 0;
     const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
     if (error != std::errc() || end != text.data() + text.size() || value < 0) {
-      return makeError(ErrorCode::kInvalidArgument,
-                       arg + ": \"" + text + "\" is not a number of 0 or more");
+      std::string message = arg;
+      message.append(": \"").append(text).append("\" is not a number of 0 or more");
+      return makeError(ErrorCode::kInvalidArgument, message);
     }
     *flag->second = value;
   }
@@ -178,6 +179,7 @@ Status parallelFor(int begin, int end, int threads, const std::function<Status(i
   std::mutex mutex;
   Status first = ok();
   std::vector<std::jthread> workers;
+  workers.reserve(static_cast<size_t>(std::max(threads, 0)));
   for (int t = 0; t < threads; ++t) {
     workers.emplace_back([&, t] {
       for (int i = begin + t; i < end; i += threads) {
@@ -243,7 +245,8 @@ class ObjectWatcher {
   Status start() {
     auto version = relist();
     if (!version) return makeError(std::move(version.error()));
-    thread_ = std::jthread([this, from = *version](std::stop_token stop) { run(stop, from); });
+    thread_ =
+        std::jthread([this, from = *version](const std::stop_token& stop) { run(stop, from); });
     return ok();
   }
 
@@ -507,6 +510,7 @@ class OperatorProcess {
                                      // this measures.
                                      "--serve-xds=false"};
     std::vector<char*> argv;
+    argv.reserve(args.size() + 1);
     for (std::string& arg : args) argv.push_back(arg.data());
     argv.push_back(nullptr);
     pid_t pid = -1;
