@@ -20,6 +20,7 @@
 
 #include <array>
 #include <cerrno>
+#include <cstddef>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -222,6 +223,7 @@ std::string originalTarget(int fd, bool ipv6) {
 // client sent until it closed.
 std::optional<Arrival> awaitArrival(std::vector<Listener>& listeners) {
   std::vector<pollfd> fds;
+  fds.reserve(listeners.size());
   for (const Listener& listener : listeners) fds.push_back({listener.fd.get(), POLLIN, 0});
   if (::poll(fds.data(), fds.size(), 10000) <= 0) return std::nullopt;
   for (size_t i = 0; i < fds.size(); ++i) {
@@ -393,8 +395,9 @@ TEST_P(InterceptionTest, ApplyingTwiceLeavesOneCopy) {
   std::vector<std::string> wanted = ruleLines(dry_run.stdout_text);
   // --ipv6 auto saw the pod's global IPv6 address: both families, the same number of rules.
   ASSERT_EQ(wanted.size() % 2, 0u);
-  std::vector<std::string> wanted_v4(wanted.begin(), wanted.begin() + wanted.size() / 2);
-  std::vector<std::string> wanted_v6(wanted.begin() + wanted.size() / 2, wanted.end());
+  const auto half = static_cast<std::ptrdiff_t>(wanted.size() / 2);
+  std::vector<std::string> wanted_v4(wanted.begin(), wanted.begin() + half);
+  std::vector<std::string> wanted_v6(wanted.begin() + half, wanted.end());
 
   for (int run = 1; run <= 2; ++run) {
     SCOPED_TRACE("run " + std::to_string(run));

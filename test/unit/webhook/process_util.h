@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -81,6 +82,7 @@ inline pid_t spawn(const std::vector<std::string>& argv, const std::string& log_
     dup2(fd, 1);
     dup2(fd, 2);
     std::vector<char*> args;
+    args.reserve(argv.size() + 1);
     for (const std::string& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
     args.push_back(nullptr);
     execvp(args[0], args.data());
@@ -133,9 +135,14 @@ inline std::vector<int> freePorts(int count) {
     address.sin_family = AF_INET;
     address.sin_addr.s_addr = htonl(INADDR_ANY);
     address.sin_port = 0;
-    bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address));
     socklen_t length = sizeof(address);
-    getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+    // Binding port 0 on a test machine does not fail; if it ever does, every test using the
+    // ports would fail for an unclear reason, so stop here and say why.
+    if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0 ||
+        getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
+      std::perror("freePorts: cannot bind a free port");
+      std::abort();
+    }
     sockets.push_back(fd);
     ports.push_back(ntohs(address.sin_port));
   }
