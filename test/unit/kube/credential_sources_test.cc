@@ -347,7 +347,7 @@ INSTANTIATE_TEST_SUITE_P(
 
 // Writes an executable shell script into `dir`.
 std::string writeScript(const TempDir& dir, const std::string& name, const std::string& body) {
-  const std::string path = dir.write(name, "#!/bin/sh\n" + body);
+  std::string path = dir.write(name, "#!/bin/sh\n" + body);
   EXPECT_EQ(chmod(path.c_str(), 0755), 0);
   return path;
 }

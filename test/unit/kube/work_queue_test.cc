@@ -88,6 +88,7 @@ TEST(WorkQueueTest, NeverHandsOneKeyToTwoWorkers) {
   std::atomic<int> overlaps{0};
 
   std::vector<std::thread> workers;
+  workers.reserve(kWorkers);
   for (int w = 0; w < kWorkers; ++w) {
     workers.emplace_back([&] {
       while (std::optional<std::string> key = queue.get()) {

@@ -13,8 +13,8 @@ using std::chrono::sys_days;
 using std::chrono::system_clock;
 
 system_clock::time_point utc(int y, unsigned m, unsigned d, int hour, int minute, int second) {
-  return sys_days{std::chrono::year{y} / m / d} + std::chrono::hours(hour) +
-         std::chrono::minutes(minute) + std::chrono::seconds(second);
+  return sys_days{std::chrono::year{y} / std::chrono::month{m} / std::chrono::day{d}} +
+         std::chrono::hours(hour) + std::chrono::minutes(minute) + std::chrono::seconds(second);
 }
 
 // Tests that padded, unpadded and line-folded base64 all decode.
