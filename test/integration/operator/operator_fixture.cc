@@ -4,6 +4,7 @@
 
 #include <iostream>
 #include <mutex>
+#include <regex>
 #include <utility>
 
 #include "common/yaml_json.h"
@@ -251,13 +252,23 @@ void OperatorTest::expectNoLostUpdateAcrossCompaction(
     EXPECT_TRUE(waitForReady(name, "True", "PolicyApplied", 1, kRecover));
   }
 
-  // The changes reached the operator through a relist after the 410, not a resumed watch.
-  const std::string log = op.log();
-  EXPECT_THAT(log, ::testing::ContainsRegex(
-                       "informer serviceallowlists: resourceVersion [0-9]+ expired; relisting"));
-  EXPECT_THAT(log, ::testing::ContainsRegex("informer " + policies.plural +
-                                            "\\.[a-z0-9.]+: "
-                                            "resourceVersion [0-9]+ expired; relisting"));
+  // The changes reached the operator through a relist after the 410, not a resumed watch. An
+  // informer whose watch the restarted server first answered 503 relists only after its retry
+  // backoff, which may end after the policies converged: wait for the line.
+  const std::regex allowlists_relisted(
+      "informer serviceallowlists: resourceVersion [0-9]+ expired; relisting");
+  const std::regex policies_relisted("informer " + policies.plural +
+                                     "\\.[a-z0-9.]+: resourceVersion [0-9]+ expired; relisting");
+  const bool relisted = waitFor(
+      [&] {
+        const std::string log = op.log();
+        return std::regex_search(log, allowlists_relisted) &&
+               std::regex_search(log, policies_relisted);
+      },
+      kRecover);
+  EXPECT_TRUE(relisted) << "the allowlist and policy informers did not both relist after the 410; "
+                           "operator log:\n"
+                        << op.log();
   if (HasFailure()) std::cerr << "second kube-apiserver log (end):\n" << server.logTail() << "\n";
 }
 
