@@ -374,7 +374,8 @@ Status Controller::run(const std::stop_token& stop) {
   if (lost && outcome) {
     outcome = makeError(ErrorCode::kUnavailable,
                         "lost the Lease " + options_.lease_namespace + "/" + options_.lease_name +
-                            ": another replica leads now; exiting to start again as a follower");
+                            ": another replica took it, or no renewal reached the API server "
+                            "within the renew deadline; exiting to start again as a follower");
   }
   return outcome;
 }
