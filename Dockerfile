@@ -15,7 +15,7 @@ RUN apt-get update -q \
       build-essential cmake ninja-build pkg-config git curl openssl ca-certificates \
       libboost-dev libboost-system-dev libcurl4-openssl-dev libssl-dev libyaml-cpp-dev \
       nlohmann-json3-dev libgoogle-glog-dev libgtest-dev libgmock-dev libbenchmark-dev \
-      libexpected-dev \
+      libexpected-dev libgoogle-perftools-dev \
       clang clang-format clang-tidy libclang-rt-14-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
@@ -33,7 +33,7 @@ FROM debian:bookworm-slim
 # bookworm's package has both backends (iptables-nft-*, iptables-legacy-*, ip6tables-*).
 RUN apt-get update -q \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-      libcurl4 libssl3 libyaml-cpp0.7 libgoogle-glog0v6 iptables \
+      libcurl4 libssl3 libyaml-cpp0.7 libgoogle-glog0v6 libtcmalloc-minimal4 iptables \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /build/bin/picket-webhook /build/bin/picket-operator /build/bin/picket-init \
      /build/bin/picketctl /usr/local/bin/

@@ -20,7 +20,7 @@ packages=(
   build-essential cmake ninja-build pkg-config git curl openssl
   libboost-dev libboost-system-dev libcurl4-openssl-dev libssl-dev libyaml-cpp-dev
   nlohmann-json3-dev libgoogle-glog-dev libgtest-dev libgmock-dev libbenchmark-dev
-  libexpected-dev
+  libexpected-dev libgoogle-perftools-dev
   clang clang-format clang-tidy libclang-rt-14-dev
   iptables iproute2 wrk util-linux
 )
