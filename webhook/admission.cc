@@ -120,17 +120,14 @@ std::string podName(const AdmissionRequest& request) {
 // Appends `value` to `out` as a JSON string. The texts come from parsed JSON (valid UTF-8) or
 // from inject() (ASCII); invalid bytes would be replaced rather than throw.
 void appendJsonString(std::string& out, std::string_view value) {
-  internal::appendJson(out, json(value));
+  internal::JsonWriter(out).string(value);
 }
 
 // The AdmissionReview response, written out directly: it has a fixed shape, and this spares
-// building a json tree for every review. The patch text goes through a buffer each thread keeps,
-// and its base64 straight into the body, so a review allocates no temporary text of its size.
-std::string responseBody(const std::string& uid, const json& patch,
+// building a json tree for every review. `patch_text` is the patch as JSON text (empty for
+// none); its base64 goes straight into the body, which is sized once.
+std::string responseBody(const std::string& uid, std::string_view patch_text,
                          const std::vector<std::string>& warnings) {
-  thread_local std::string patch_text;
-  patch_text.clear();
-  if (!patch.empty()) internal::appendJson(patch_text, patch);
   std::size_t warning_bytes = 0;
   for (const std::string& text : warnings) warning_bytes += text.size() + 3;
   std::string body;
@@ -140,7 +137,7 @@ std::string responseBody(const std::string& uid, const json& patch,
   body += R"("response":{"uid":)";
   appendJsonString(body, uid);
   body += R"(,"allowed":true)";
-  if (!patch.empty()) {
+  if (!patch_text.empty()) {
     body += R"(,"patchType":"JSONPatch","patch":")";
     internal::appendBase64(body, patch_text);
     body += '"';
@@ -240,7 +237,7 @@ Result<Admission> admit(const AdmissionRequest& request, const NamespaceLookup& 
                         const Config& config) {
   Admission admission;
   if (!request.isPodCreate()) {
-    admission.body = responseBody(request.uid, json::array(), {});
+    admission.body = responseBody(request.uid, {}, {});
     return admission;
   }
   admission.pod_name = podName(request);
@@ -256,7 +253,11 @@ Result<Admission> admit(const AdmissionRequest& request, const NamespaceLookup& 
   // would apply the wrong labels.
   ns->name = request.ns;
 
-  admission.injection = inject(request.object, *ns, config);
+  // The patch goes out as text, never as a tree; each thread keeps the buffer, so a review
+  // allocates no temporary text of its size.
+  thread_local std::string patch_text;
+  patch_text.clear();
+  admission.injection = injectPatchText(request.object, *ns, config, patch_text);
   const InjectResult& injection = admission.injection;
   if (injection.decision == Decision::kInject) {
     admission.result = ReviewResult::kInjected;
@@ -274,7 +275,7 @@ Result<Admission> admit(const AdmissionRequest& request, const NamespaceLookup& 
       admission.warnings.push_back(warning(detail));
     }
   }
-  admission.body = responseBody(request.uid, injection.patch, admission.warnings);
+  admission.body = responseBody(request.uid, patch_text, admission.warnings);
   return admission;
 }
 

@@ -83,7 +83,8 @@ struct Admission {
   // The AdmissionReview (admission.k8s.io/v1) to send back: the request's uid, allowed true,
   // and when injected patchType JSONPatch with the base64 patch; warnings when there are any.
   std::string body;
-  // inject()'s answer; meaningful unless result is kPassed.
+  // inject()'s answer; meaningful unless result is kPassed. Its patch is left empty: the patch
+  // is in `body` only (injectPatchText() writes it as text, never as a tree).
   InjectResult injection;
   // The skip reasons a user should hear about: those of a pod that asked for the sidecar
   // (hostNetwork, bad annotations, no identity, ...). Empty when the pod was injected, or when a

@@ -7,6 +7,7 @@
 
 #include "common/json_patch.h"
 #include "webhook/bootstrap.h"
+#include "webhook/internal/json_text.h"
 #include "webhook/internal/pod_settings.h"
 #include "webhook/internal/sidecar.h"
 #include "webhook/internal/values.h"
@@ -271,68 +272,106 @@ std::vector<internal::PortRange> mergePorts(const std::vector<internal::PortRang
   return out;
 }
 
-// The JSON Patch that adds everything. RFC 6902 "add" needs the parent to exist, so a missing
-// list or map is added whole, and an existing one gets members; new list members go where
-// their order matters (picket-init and the proxy first) or at the end ("/-").
-json buildPatch(const PodView& view, const Config& config, const internal::PodSettings& settings,
-                const std::string& identity, bool has_prometheus) {
-  using common::makePointer;
+// Writes one "add" operation of the patch up to its value, which the caller writes next; the
+// caller then closes it with endObject().
+void beginAdd(internal::JsonWriter& out, std::string_view path) {
+  out.beginObject().key("op").string("add").key("path").string(path).key("value");
+}
+
+// The picket.dev/status annotation: which containers and volumes inject() added, and by which
+// version, as a JSON object in key order.
+std::string statusText(const Config& config, bool native) {
+  std::string text;
+  internal::JsonWriter status(text);
+  status.beginObject().key("containers").beginArray();
+  if (!native) status.string(kProxyContainerName);
+  status.endArray().key("initContainers").beginArray().string(kInitContainerName);
+  if (native) status.string(kProxyContainerName);
+  status.endArray().key("version").string(config.version);
+  status.key("volumes").beginArray().string(kInitRunVolumeName).endArray().endObject();
+  return text;
+}
+
+// The JSON Patch that adds everything, appended to `text` as compact JSON in the bytes dump()
+// would give its tree (operations' members and objects' keys in order). RFC 6902 "add" needs
+// the parent to exist, so a missing list or map is added whole, and an existing one gets
+// members; new list members go where their order matters (picket-init and the proxy first) or
+// at the end ("/-"). Written as text rather than built as a tree: the webhook sends text, and
+// building the tree was most of inject()'s cost.
+void writePatch(std::string& text, const PodView& view, const Config& config,
+                const internal::PodSettings& settings, std::string_view identity,
+                bool has_prometheus) {
   const bool native = settings.native_sidecar;
   std::set<int> single_ports = kubeletPorts(view);
   // Envoy's own listeners for kubelet and scrapers must not loop into the inbound listener.
   single_ports.insert(config.proxy.ports.readiness);
   single_ports.insert(config.proxy.ports.prometheus);
-  json init = internal::initContainer(config, settings,
-                                      mergePorts(settings.exclude_inbound_ports, single_ports));
-  json proxy = internal::proxyContainer(config, settings, identity, bootstrapText(config), native);
+  const std::vector<internal::PortRange> exclude_inbound =
+      mergePorts(settings.exclude_inbound_ports, single_ports);
 
-  json status = {{"version", config.version},
-                 {"initContainers", json::array({kInitContainerName})},
-                 {"containers", json::array()},
-                 {"volumes", json::array({kInitRunVolumeName})}};
-  (native ? status["initContainers"] : status["containers"]).push_back(kProxyContainerName);
-  json annotations = {{kStatusAnnotation, status.dump()}};
-  if (!has_prometheus) {
-    annotations["prometheus.io/scrape"] = "true";
-    annotations["prometheus.io/port"] = std::to_string(config.proxy.ports.prometheus);
-    annotations["prometheus.io/path"] = "/stats/prometheus";
-  }
+  // The annotations to add, in key order.
+  std::vector<std::pair<std::string_view, std::string>> annotations;
   // With the proxy first, `kubectl logs` and `kubectl exec` would pick Envoy by default.
   if (!native && !entry(view.annotations, kDefaultContainerAnnotation)) {
-    annotations[kDefaultContainerAnnotation] = nameOf((*view.containers)[0]);
+    annotations.emplace_back(kDefaultContainerAnnotation, nameOf((*view.containers)[0]));
+  }
+  annotations.emplace_back(kStatusAnnotation, statusText(config, native));
+  if (!has_prometheus) {
+    annotations.emplace_back("prometheus.io/path", "/stats/prometheus");
+    annotations.emplace_back("prometheus.io/port", std::to_string(config.proxy.ports.prometheus));
+    annotations.emplace_back("prometheus.io/scrape", "true");
   }
 
-  common::PatchBuilder patch;
+  internal::JsonWriter out(text);
+  out.beginArray();
   // /metadata exists: an injected pod has the identity label.
   if (view.annotations == nullptr) {
-    patch.add("/metadata/annotations", std::move(annotations));
+    beginAdd(out, "/metadata/annotations");
+    out.beginObject();
+    for (const auto& [key, value] : annotations) out.key(key).string(value);
+    out.endObject().endObject();
   } else {
-    for (auto& [key, value] : annotations.items()) {
-      patch.add(makePointer({"metadata", "annotations", key}), std::move(value));
+    for (const auto& [key, value] : annotations) {
+      beginAdd(out, common::makePointer({"metadata", "annotations", key}));
+      out.string(value).endObject();
     }
   }
+  const auto write_proxy = [&] {
+    internal::writeProxyContainer(out, config, settings, identity, bootstrapText(config), native);
+  };
   // picket-init first, then (native) the proxy, ahead of the app's own init containers.
-  json front = json::array({std::move(init)});
-  json first_container;  // the proxy in classic mode; stays null in native mode
-  if (native) {
-    front.push_back(std::move(proxy));
-  } else {
-    first_container = std::move(proxy);
-  }
   if (view.init_containers == nullptr) {
-    patch.add("/spec/initContainers", std::move(front));
+    beginAdd(out, "/spec/initContainers");
+    out.beginArray();
+    internal::writeInitContainer(out, config, settings, exclude_inbound);
+    if (native) write_proxy();
+    out.endArray().endObject();
   } else {
-    for (std::size_t i = 0; i < front.size(); ++i) {
-      patch.add("/spec/initContainers/" + std::to_string(i), std::move(front[i]));
+    beginAdd(out, "/spec/initContainers/0");
+    internal::writeInitContainer(out, config, settings, exclude_inbound);
+    out.endObject();
+    if (native) {
+      beginAdd(out, "/spec/initContainers/1");
+      write_proxy();
+      out.endObject();
     }
   }
-  if (!first_container.is_null()) patch.add("/spec/containers/0", std::move(first_container));
-  if (view.volumes == nullptr) {
-    patch.add("/spec/volumes", json::array({internal::initRunVolume()}));
-  } else {
-    patch.add("/spec/volumes/-", internal::initRunVolume());
+  if (!native) {
+    beginAdd(out, "/spec/containers/0");
+    write_proxy();
+    out.endObject();
   }
-  return patch.release();
+  if (view.volumes == nullptr) {
+    beginAdd(out, "/spec/volumes");
+    out.beginArray();
+    internal::writeInitRunVolume(out);
+    out.endArray().endObject();
+  } else {
+    beginAdd(out, "/spec/volumes/-");
+    internal::writeInitRunVolume(out);
+    out.endObject();
+  }
+  out.endArray();
 }
 
 }  // namespace
@@ -428,7 +467,8 @@ NamespaceInfo NamespaceInfo::fromObject(const json& namespace_object) {
   return info;
 }
 
-InjectResult inject(const json& pod, const NamespaceInfo& ns, const Config& config) {
+InjectResult injectPatchText(const json& pod, const NamespaceInfo& ns, const Config& config,
+                             std::string& patch_text) {
   InjectResult result;
   PodView view;
   if (auto problem = readPod(pod, &view)) {
@@ -472,7 +512,18 @@ InjectResult inject(const json& pod, const NamespaceInfo& ns, const Config& conf
         std::to_string(config.proxy.ports.prometheus) + " are not advertised to Prometheus");
   }
   result.decision = Decision::kInject;
-  result.patch = buildPatch(view, config, settings, std::string(*identity), has_prometheus);
+  writePatch(patch_text, view, config, settings, *identity, has_prometheus);
+  return result;
+}
+
+InjectResult inject(const json& pod, const NamespaceInfo& ns, const Config& config) {
+  std::string text;
+  InjectResult result = injectPatchText(pod, ns, config, text);
+  if (result.decision == Decision::kInject) {
+    // The writer's text is always one valid JSON array (the unit tests check it against
+    // json::parse in every mode), so this parse cannot fail.
+    result.patch = *internal::parseJson(text);
+  }
   return result;
 }
 

@@ -134,6 +134,14 @@ struct InjectResult {
 // Injecting a pod this patch produced returns kSkip with already_injected and an empty patch.
 InjectResult inject(const nlohmann::json& pod, const NamespaceInfo& ns, const Config& config);
 
+// inject() for a caller that wants the patch as text (the webhook, which sends it): the same
+// decision, reasons and warnings, with the patch appended to `patch_text` as compact JSON, byte
+// for byte what inject()'s result.patch.dump() gives, and never built as a tree (building it
+// was most of inject()'s cost). The result's patch is left empty, and nothing is appended when
+// the pod is skipped. Never throws on any `pod`.
+InjectResult injectPatchText(const nlohmann::json& pod, const NamespaceInfo& ns,
+                             const Config& config, std::string& patch_text);
+
 // inject()'s answer together with the object it was applied to.
 struct InjectedObject {
   InjectResult result;

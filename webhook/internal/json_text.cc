@@ -390,13 +390,13 @@ constexpr std::array<std::uint8_t, 256> kEscapedLength = [] {
 // Writes `text` as a JSON string in two tight passes: measure, then fill exactly that much. The
 // patch's longest strings (the Envoy bootstrap, the hook scripts) are full of quotes and line
 // breaks, which appending escape by escape made the most expensive part of serialising it.
-void appendString(std::string& out, const std::string& text) {
+void appendString(std::string& out, std::string_view text) {
   std::size_t length = 2;
   for (char c : text) {
     const std::uint8_t bytes = kEscapedLength[static_cast<unsigned char>(c)];
     if (bytes == 0) {
       // Non-ASCII text may need invalid bytes replaced; nlohmann knows exactly how it does that.
-      out += json(text).dump(-1, ' ', false, json::error_handler_t::replace);
+      out += json(std::string(text)).dump(-1, ' ', false, json::error_handler_t::replace);
       return;
     }
     length += bytes;
@@ -479,53 +479,77 @@ Result<json> parseJson(std::string_view text, const std::vector<JsonPath>& prune
   return out;
 }
 
-void appendJson(std::string& out, const json& value) {
-  switch (value.type()) {
-    case json::value_t::object: {
-      out += '{';
-      bool first = true;
-      for (const auto& [key, member] : value.get_ref<const json::object_t&>()) {
-        if (!first) out += ',';
-        first = false;
-        appendString(out, key);
-        out += ':';
-        appendJson(out, member);
-      }
-      out += '}';
-      return;
-    }
-    case json::value_t::array: {
-      out += '[';
-      bool first = true;
-      for (const json& item : value.get_ref<const json::array_t&>()) {
-        if (!first) out += ',';
-        first = false;
-        appendJson(out, item);
-      }
-      out += ']';
-      return;
-    }
-    case json::value_t::string:
-      appendString(out, value.get_ref<const std::string&>());
-      return;
-    case json::value_t::boolean:
-      out += value.get<bool>() ? "true" : "false";
-      return;
-    case json::value_t::number_integer:
-      appendInteger(out, value.get<std::int64_t>());
-      return;
-    case json::value_t::number_unsigned:
-      appendInteger(out, value.get<std::uint64_t>());
-      return;
-    case json::value_t::null:
-      out += "null";
-      return;
-    default:
-      // Floats (shortest round-trip form), binary and discarded values: rare in a patch, and
-      // nlohmann's formatting is the reference.
-      out += value.dump(-1, ' ', false, json::error_handler_t::replace);
-      return;
-  }
+void JsonWriter::separate() {
+  if (after_value_) out_ += ',';
+}
+
+JsonWriter& JsonWriter::beginObject() {
+  separate();
+  out_ += '{';
+  after_value_ = false;
+  return *this;
+}
+
+JsonWriter& JsonWriter::endObject() {
+  out_ += '}';
+  after_value_ = true;
+  return *this;
+}
+
+JsonWriter& JsonWriter::beginArray() {
+  separate();
+  out_ += '[';
+  after_value_ = false;
+  return *this;
+}
+
+JsonWriter& JsonWriter::endArray() {
+  out_ += ']';
+  after_value_ = true;
+  return *this;
+}
+
+JsonWriter& JsonWriter::key(std::string_view name) {
+  separate();
+  appendString(out_, name);
+  out_ += ':';
+  // The value that follows needs no comma of its own.
+  after_value_ = false;
+  return *this;
+}
+
+JsonWriter& JsonWriter::string(std::string_view text) {
+  separate();
+  appendString(out_, text);
+  after_value_ = true;
+  return *this;
+}
+
+JsonWriter& JsonWriter::number(long value) {
+  separate();
+  appendInteger(out_, value);
+  after_value_ = true;
+  return *this;
+}
+
+JsonWriter& JsonWriter::boolean(bool value) {
+  separate();
+  out_ += value ? "true" : "false";
+  after_value_ = true;
+  return *this;
+}
+
+JsonWriter& JsonWriter::raw(std::string_view text) {
+  separate();
+  out_ += text;
+  after_value_ = true;
+  return *this;
+}
+
+std::string escapeJson(std::string_view text) {
+  std::string out;
+  appendString(out, text);
+  return out;
 }
 
 void appendBase64(std::string& out, std::string_view data) {

@@ -1,6 +1,5 @@
 #include "webhook/internal/sidecar.h"
 
-#include <initializer_list>
 #include <string_view>
 #include <type_traits>
 
@@ -9,61 +8,73 @@
 namespace picket::webhook::internal {
 namespace {
 
-using nlohmann::json;
-
-// One member of object() below. `value` is mutable so that object() can move it out of the
-// initializer list, whose elements are const.
-struct Member {
-  std::string_view key;
-  mutable json value;
-};
-
-// A JSON object built member by member. nlohmann's own initializer-list constructor builds a
-// two-element array for every member before it sees that the whole is an object, which about
-// doubles the allocations of the containers inject() adds to every pod.
-json object(std::initializer_list<Member> members) {
-  json out(json::value_t::object);
-  auto& map = out.get_ref<json::object_t&>();
-  for (const Member& member : members) map.emplace(member.key, std::move(member.value));
-  return out;
+// Requests and limits, when the container has any: {"limits": {...}, "requests": {...}}.
+void writeResources(JsonWriter& out, const ContainerResources& resources) {
+  const bool has_limits = !resources.cpu_limit.empty() || !resources.memory_limit.empty();
+  const bool has_requests = !resources.cpu_request.empty() || !resources.memory_request.empty();
+  if (!has_limits && !has_requests) return;
+  const auto write_pair = [&](const char* name, const std::string& cpu, const std::string& memory) {
+    out.key(name).beginObject();
+    if (!cpu.empty()) out.key("cpu").string(cpu);
+    if (!memory.empty()) out.key("memory").string(memory);
+    out.endObject();
+  };
+  out.key("resources").beginObject();
+  if (has_limits) write_pair("limits", resources.cpu_limit, resources.memory_limit);
+  if (has_requests) write_pair("requests", resources.cpu_request, resources.memory_request);
+  out.endObject();
 }
 
-json resourcesOf(const ContainerResources& resources) {
-  json requests = json::object();
-  json limits = json::object();
-  if (!resources.cpu_request.empty()) requests["cpu"] = resources.cpu_request;
-  if (!resources.memory_request.empty()) requests["memory"] = resources.memory_request;
-  if (!resources.cpu_limit.empty()) limits["cpu"] = resources.cpu_limit;
-  if (!resources.memory_limit.empty()) limits["memory"] = resources.memory_limit;
-  json out = json::object();
-  if (!requests.empty()) out["requests"] = std::move(requests);
-  if (!limits.empty()) out["limits"] = std::move(limits);
-  return out;
+void writeFieldRefEnv(JsonWriter& out, const char* name, const char* field_path) {
+  out.beginObject().key("name").string(name);
+  out.key("valueFrom").beginObject().key("fieldRef").beginObject();
+  out.key("apiVersion").string("v1").key("fieldPath").string(field_path);
+  out.endObject().endObject().endObject();
 }
 
-json fieldRefEnv(const char* name, const char* field_path) {
-  return object(
-      {{"name", name},
-       {"valueFrom",
-        object({{"fieldRef", object({{"apiVersion", "v1"}, {"fieldPath", field_path}})}})}});
+void writePort(JsonWriter& out, const char* name, int number) {
+  out.beginObject().key("containerPort").number(number).key("name").string(name);
+  out.key("protocol").string("TCP").endObject();
 }
 
-json port(const char* name, int number) {
-  return object({{"name", name}, {"containerPort", number}, {"protocol", "TCP"}});
-}
-
-json readyProbe(int readiness_port, int period_seconds, int failure_threshold) {
-  return object({{"httpGet", object({{"path", "/ready"}, {"port", readiness_port}})},
-                 {"periodSeconds", period_seconds},
-                 {"timeoutSeconds", 1},
-                 {"failureThreshold", failure_threshold}});
+void writeReadyProbe(JsonWriter& out, int readiness_port, int period_seconds,
+                     int failure_threshold) {
+  out.beginObject().key("failureThreshold").number(failure_threshold);
+  out.key("httpGet").beginObject().key("path").string("/ready");
+  out.key("port").number(readiness_port).endObject();
+  out.key("periodSeconds").number(period_seconds).key("timeoutSeconds").number(1).endObject();
 }
 
 // Hooks run bash, not curl or wget: the upstream envoyproxy/envoy image is Ubuntu with only
 // ca-certificates added, so it has no HTTP client, but Ubuntu's bash is built with /dev/tcp
 // redirections, which are enough to send one HTTP request to Envoy on 127.0.0.1.
-json bashHook(std::string script) {
-  return object({{"exec", object({{"command", json::array({"bash", "-c", std::move(script)})}})}});
+void writeBashHook(JsonWriter& out, const std::string& script) {
+  out.beginObject().key("exec").beginObject().key("command").beginArray();
+  out.string("bash").string("-c").string(script);
+  out.endArray().endObject().endObject();
+}
+
+// The seccomp profile both containers run with.
+void writeSeccompProfile(JsonWriter& out) {
+  out.key("seccompProfile").beginObject().key("type").string("RuntimeDefault").endObject();
+}
+
+// `text` escaped as a JSON string. The bootstrap is the longest string of the patch (kilobytes,
+// full of quotes) and the same for every pod of a config, so each thread keeps the escaped form
+// of the last text it saw; comparing the text costs a fraction of escaping it again.
+const std::string& escapedBootstrap(const std::string& text) {
+  struct Cached {
+    std::string text;
+    std::string escaped;
+    bool valid = false;
+  };
+  thread_local Cached cached;
+  if (!cached.valid || cached.text != text) {
+    cached.text = text;
+    cached.escaped = escapeJson(text);
+    cached.valid = true;
+  }
+  return cached.escaped;
 }
 
 }  // namespace
@@ -103,137 +114,138 @@ std::string waitReadyScript(int readiness_port, int timeout_seconds) {
          port + "/ready after " + timeout + "s\" >&2\nexit 1\n";
 }
 
-json proxyContainer(const Config& config, const PodSettings& settings, const std::string& identity,
-                    const std::string& bootstrap_text, bool native) {
+void writeProxyContainer(JsonWriter& out, const Config& config, const PodSettings& settings,
+                         std::string_view identity, const std::string& bootstrap_text,
+                         bool native) {
   const ProxyConfig& proxy = config.proxy;
-  json args = json::array({
-      "--config-yaml",
-      bootstrap_text,
-      // Kubernetes expands $(VAR) from the container's env; the xDS server keys snapshots by it.
-      "--service-node",
-      "$(POD_NAME).$(POD_NAMESPACE)",
-      "--service-cluster",
-      identity,
-      "--log-level",
-      settings.log_level,
-      "--concurrency",
-      std::to_string(proxy.concurrency),
-      "--drain-time-s",
-      std::to_string(settings.drain_seconds),
-      // All connections are told to close when the drain starts, not a growing share of them:
-      // the pod is going away, and its clients should move now.
-      "--drain-strategy",
-      "immediate",
-      // A pod never hot-restarts Envoy; without this Envoy would want shared memory and a
-      // fixed domain socket, which collide when several Envoys share a host (tests do).
-      "--disable-hot-restart",
-  });
-  json container = object({
-      {"name", kProxyContainerName},
-      {"image", proxy.image},
-      {"imagePullPolicy", "IfNotPresent"},
-      // The image's entrypoint script may switch users with su-exec; the binary needs nothing
-      // from it.
-      {"command", json::array({"envoy"})},
-      {"args", std::move(args)},
-      {"env", json::array({fieldRefEnv("POD_NAME", "metadata.name"),
-                           fieldRefEnv("POD_NAMESPACE", "metadata.namespace"),
-                           fieldRefEnv("POD_IP", "status.podIP"),
-                           object({{"name", "PICKET_SERVICE"}, {"value", identity}})})},
-      // The admin port is not listed: it listens on 127.0.0.1 only.
-      {"ports", json::array({port("picket-outbound", proxy.ports.outbound),
-                             port("picket-inbound", proxy.ports.inbound),
-                             port("picket-metrics", proxy.ports.prometheus),
-                             port("picket-ready", proxy.ports.readiness)})},
-      {"readinessProbe", readyProbe(proxy.ports.readiness, 2, 3)},
-      {"securityContext", object({{"runAsUser", proxy.uid},
-                                  {"runAsGroup", proxy.gid},
-                                  {"runAsNonRoot", true},
-                                  {"readOnlyRootFilesystem", true},
-                                  {"allowPrivilegeEscalation", false},
-                                  {"privileged", false},
-                                  {"capabilities", object({{"drop", json::array({"ALL"})}})},
-                                  {"seccompProfile", object({{"type", "RuntimeDefault"}})}})},
-      {"lifecycle",
-       object({{"preStop", bashHook(drainScript(proxy.ports.admin, settings.drain_seconds))}})},
-      {"terminationMessagePolicy", "FallbackToLogsOnError"},
-  });
-  json resources = resourcesOf(settings.proxy_resources);
-  if (!resources.empty()) container["resources"] = std::move(resources);
-  if (native) {
-    // A restartable init container: it runs for the pod's whole life, and kubelet starts the
-    // next init container and the app only once its startup probe passes.
-    container["restartPolicy"] = "Always";
-    container["startupProbe"] = readyProbe(proxy.ports.readiness, 1, proxy.startup_timeout_seconds);
-  } else if (settings.hold_app) {
+  // Members in key order (see JsonWriter).
+  out.beginObject();
+  out.key("args").beginArray();
+  out.string("--config-yaml").raw(escapedBootstrap(bootstrap_text));
+  // Kubernetes expands $(VAR) from the container's env; the xDS server keys snapshots by it.
+  out.string("--service-node").string("$(POD_NAME).$(POD_NAMESPACE)");
+  out.string("--service-cluster").string(identity);
+  out.string("--log-level").string(settings.log_level);
+  out.string("--concurrency").string(std::to_string(proxy.concurrency));
+  out.string("--drain-time-s").string(std::to_string(settings.drain_seconds));
+  // All connections are told to close when the drain starts, not a growing share of them: the
+  // pod is going away, and its clients should move now.
+  out.string("--drain-strategy").string("immediate");
+  // A pod never hot-restarts Envoy; without this Envoy would want shared memory and a fixed
+  // domain socket, which collide when several Envoys share a host (tests do).
+  out.string("--disable-hot-restart");
+  out.endArray();
+  // The image's entrypoint script may switch users with su-exec; the binary needs nothing from
+  // it.
+  out.key("command").beginArray().string("envoy").endArray();
+  out.key("env").beginArray();
+  writeFieldRefEnv(out, "POD_NAME", "metadata.name");
+  writeFieldRefEnv(out, "POD_NAMESPACE", "metadata.namespace");
+  writeFieldRefEnv(out, "POD_IP", "status.podIP");
+  out.beginObject().key("name").string("PICKET_SERVICE").key("value").string(identity);
+  out.endObject();
+  out.endArray();
+  out.key("image").string(proxy.image);
+  out.key("imagePullPolicy").string("IfNotPresent");
+  out.key("lifecycle").beginObject();
+  if (!native && settings.hold_app) {
     // kubelet starts containers in order and waits for each postStart hook before the next
     // one, so a hook on the first container holds the app until Envoy is ready.
-    container["lifecycle"]["postStart"] =
-        bashHook(waitReadyScript(proxy.ports.readiness, proxy.startup_timeout_seconds));
+    out.key("postStart");
+    writeBashHook(out, waitReadyScript(proxy.ports.readiness, proxy.startup_timeout_seconds));
   }
-  return container;
+  out.key("preStop");
+  writeBashHook(out, drainScript(proxy.ports.admin, settings.drain_seconds));
+  out.endObject();
+  out.key("name").string(kProxyContainerName);
+  // The admin port is not listed: it listens on 127.0.0.1 only.
+  out.key("ports").beginArray();
+  writePort(out, "picket-outbound", proxy.ports.outbound);
+  writePort(out, "picket-inbound", proxy.ports.inbound);
+  writePort(out, "picket-metrics", proxy.ports.prometheus);
+  writePort(out, "picket-ready", proxy.ports.readiness);
+  out.endArray();
+  out.key("readinessProbe");
+  writeReadyProbe(out, proxy.ports.readiness, 2, 3);
+  writeResources(out, settings.proxy_resources);
+  // A restartable init container: it runs for the pod's whole life, and kubelet starts the next
+  // init container and the app only once its startup probe passes.
+  if (native) out.key("restartPolicy").string("Always");
+  out.key("securityContext").beginObject();
+  out.key("allowPrivilegeEscalation").boolean(false);
+  out.key("capabilities").beginObject().key("drop").beginArray().string("ALL").endArray();
+  out.endObject();
+  out.key("privileged").boolean(false).key("readOnlyRootFilesystem").boolean(true);
+  out.key("runAsGroup").number(proxy.gid).key("runAsNonRoot").boolean(true);
+  out.key("runAsUser").number(proxy.uid);
+  writeSeccompProfile(out);
+  out.endObject();
+  if (native) {
+    out.key("startupProbe");
+    writeReadyProbe(out, proxy.ports.readiness, 1, proxy.startup_timeout_seconds);
+  }
+  out.key("terminationMessagePolicy").string("FallbackToLogsOnError");
+  out.endObject();
 }
 
-json initContainer(const Config& config, const PodSettings& settings,
-                   const std::vector<PortRange>& exclude_inbound_ports) {
-  const auto join = [](const auto& values) {
-    std::string out;
+void writeInitContainer(JsonWriter& out, const Config& config, const PodSettings& settings,
+                        const std::vector<PortRange>& exclude_inbound_ports) {
+  const ProxyConfig& proxy = config.proxy;
+  std::string list;
+  const auto add_list = [&](const char* flag, const auto& values) {
+    if (values.empty()) return;
+    list.clear();
     for (const auto& value : values) {
-      if (!out.empty()) out += ',';
+      if (!list.empty()) list += ',';
       if constexpr (std::is_same_v<std::decay_t<decltype(value)>, PortRange>) {
-        out += value.text();
+        list += value.text();
       } else {
-        out += value;
+        list += value;
       }
     }
-    return out;
+    out.string(flag).string(list);
   };
-  const ProxyConfig& proxy = config.proxy;
-  json args = json::array({"--proxy-uid", std::to_string(proxy.uid), "--proxy-gid",
-                           std::to_string(proxy.gid), "--outbound-port",
-                           std::to_string(proxy.ports.outbound), "--inbound-port",
-                           std::to_string(proxy.ports.inbound)});
-  const auto add_list = [&](const char* flag, const std::string& list) {
-    if (list.empty()) return;
-    args.push_back(flag);
-    args.push_back(list);
-  };
-  add_list("--exclude-inbound-ports", join(exclude_inbound_ports));
-  add_list("--exclude-outbound-ports", join(settings.exclude_outbound_ports));
-  add_list("--exclude-outbound-cidrs", join(settings.exclude_outbound_cidrs));
-  add_list("--include-outbound-cidrs", join(settings.include_outbound_cidrs));
-
-  json container = object({
-      {"name", kInitContainerName},
-      {"image", config.init.image},
-      {"imagePullPolicy", "IfNotPresent"},
-      {"command", json::array({"picket-init"})},
-      {"args", std::move(args)},
-      // Root without privileged: only the two capabilities iptables needs in the pod's own
-      // network namespace. runAsNonRoot is set false explicitly so that a pod-level
-      // runAsNonRoot: true does not make kubelet refuse to start it.
-      {"securityContext",
-       object({{"runAsUser", 0},
-               {"runAsGroup", 0},
-               {"runAsNonRoot", false},
-               {"privileged", false},
-               {"allowPrivilegeEscalation", false},
-               {"readOnlyRootFilesystem", true},
-               {"capabilities", object({{"add", json::array({"NET_ADMIN", "NET_RAW"})},
-                                        {"drop", json::array({"ALL"})}})},
-               {"seccompProfile", object({{"type", "RuntimeDefault"}})}})},
-      {"volumeMounts",
-       json::array({object({{"name", kInitRunVolumeName}, {"mountPath", "/run"}})})},
-      {"terminationMessagePolicy", "FallbackToLogsOnError"},
-  });
-  json resources = resourcesOf(config.init.resources);
-  if (!resources.empty()) container["resources"] = std::move(resources);
-  return container;
+  // Members in key order (see JsonWriter).
+  out.beginObject();
+  out.key("args").beginArray();
+  out.string("--proxy-uid").string(std::to_string(proxy.uid));
+  out.string("--proxy-gid").string(std::to_string(proxy.gid));
+  out.string("--outbound-port").string(std::to_string(proxy.ports.outbound));
+  out.string("--inbound-port").string(std::to_string(proxy.ports.inbound));
+  add_list("--exclude-inbound-ports", exclude_inbound_ports);
+  add_list("--exclude-outbound-ports", settings.exclude_outbound_ports);
+  add_list("--exclude-outbound-cidrs", settings.exclude_outbound_cidrs);
+  add_list("--include-outbound-cidrs", settings.include_outbound_cidrs);
+  out.endArray();
+  out.key("command").beginArray().string("picket-init").endArray();
+  out.key("image").string(config.init.image);
+  out.key("imagePullPolicy").string("IfNotPresent");
+  out.key("name").string(kInitContainerName);
+  writeResources(out, config.init.resources);
+  // Root without privileged: only the two capabilities iptables needs in the pod's own network
+  // namespace. runAsNonRoot is set false explicitly so that a pod-level runAsNonRoot: true does
+  // not make kubelet refuse to start it.
+  out.key("securityContext").beginObject();
+  out.key("allowPrivilegeEscalation").boolean(false);
+  out.key("capabilities").beginObject();
+  out.key("add").beginArray().string("NET_ADMIN").string("NET_RAW").endArray();
+  out.key("drop").beginArray().string("ALL").endArray();
+  out.endObject();
+  out.key("privileged").boolean(false).key("readOnlyRootFilesystem").boolean(true);
+  out.key("runAsGroup").number(0).key("runAsNonRoot").boolean(false).key("runAsUser").number(0);
+  writeSeccompProfile(out);
+  out.endObject();
+  out.key("terminationMessagePolicy").string("FallbackToLogsOnError");
+  out.key("volumeMounts").beginArray().beginObject();
+  out.key("mountPath").string("/run").key("name").string(kInitRunVolumeName);
+  out.endObject().endArray();
+  out.endObject();
 }
 
-json initRunVolume() {
-  return object({{"name", kInitRunVolumeName},
-                 {"emptyDir", object({{"medium", "Memory"}, {"sizeLimit", "1Mi"}})}});
+void writeInitRunVolume(JsonWriter& out) {
+  out.beginObject().key("emptyDir").beginObject();
+  out.key("medium").string("Memory").key("sizeLimit").string("1Mi").endObject();
+  out.key("name").string(kInitRunVolumeName).endObject();
 }
 
 }  // namespace picket::webhook::internal

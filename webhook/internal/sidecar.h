@@ -1,30 +1,32 @@
 #pragma once
 
-#include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "webhook/config.h"
+#include "webhook/internal/json_text.h"
 #include "webhook/internal/pod_settings.h"
 
-// The objects inject() adds to a pod. Each is a pure function of the config, the pod's settings
-// and what inject() worked out about the pod.
+// The objects inject() adds to a pod, written as JSON text. Each is a pure function of the
+// config, the pod's settings and what inject() worked out about the pod.
 namespace picket::webhook::internal {
 
-// The picket-proxy container (Envoy). `identity` is the pod's service (--service-cluster),
-// `bootstrap_text` the serialized bootstrap (--config-yaml). With `native`, it is shaped as a
-// native sidecar: restartPolicy Always and a startup probe, for the init containers list.
-nlohmann::json proxyContainer(const Config& config, const PodSettings& settings,
-                              const std::string& identity, const std::string& bootstrap_text,
-                              bool native);
+// The picket-proxy container (Envoy), written as the next value of `out`. `identity` is the
+// pod's service (--service-cluster), `bootstrap_text` the serialized bootstrap (--config-yaml).
+// With `native`, it is shaped as a native sidecar: restartPolicy Always and a startup probe, for
+// the init containers list. Members in key order, so the text is what dump() writes.
+void writeProxyContainer(JsonWriter& out, const Config& config, const PodSettings& settings,
+                         std::string_view identity, const std::string& bootstrap_text, bool native);
 
-// The picket-init init container. `exclude_inbound_ports` is the complete list of inbound ports
-// to leave uncaptured (annotation, kubelet's and the proxy's own).
-nlohmann::json initContainer(const Config& config, const PodSettings& settings,
-                             const std::vector<PortRange>& exclude_inbound_ports);
+// The picket-init init container, written as the next value of `out`.
+// `exclude_inbound_ports` is the complete list of inbound ports to leave uncaptured (annotation,
+// kubelet's and the proxy's own).
+void writeInitContainer(JsonWriter& out, const Config& config, const PodSettings& settings,
+                        const std::vector<PortRange>& exclude_inbound_ports);
 
-// The emptyDir picket-init mounts at /run.
-nlohmann::json initRunVolume();
+// The emptyDir picket-init mounts at /run, written as the next value of `out`.
+void writeInitRunVolume(JsonWriter& out);
 
 // The bash script of the proxy's preStop hook: starts Envoy's graceful drain of inbound
 // listeners, then waits `drain_seconds`.

@@ -198,6 +198,83 @@ TEST(InjectPatchTest, NeverInjectsAnObjectWithoutMetadata) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The patch as text (injectPatchText), which the webhook sends.
+
+// Tests that injectPatchText() appends exactly the text dump() writes for inject()'s patch (every
+// object's keys in order, compact) with the same decision, reasons and warnings, for each mode,
+// with and without existing annotations, init containers and volumes, and for text that needs
+// escaping; and that it appends nothing for a skipped pod.
+TEST(InjectPatchTest, WritesThePatchTextThatDumpWrites) {
+  Config no_hold = testConfig();
+  no_hold.proxy.hold_app_until_proxy_ready = false;
+  Config sparse_resources = testConfig();
+  sparse_resources.proxy.resources = {"", "", "", "128Mi"};
+  sparse_resources.init.resources = {"5m", "", "", ""};
+  Config no_resources = nativeConfig();
+  no_resources.proxy.resources = {};
+  no_resources.init.resources = {};
+
+  json with_lists = loadJson("pod_minimal.json");
+  with_lists["metadata"]["annotations"] = {{"team", "a"}, {"prometheus.io/scrape", "false"}};
+  with_lists["spec"]["initContainers"] = json::array({{{"name", "setup"}, {"image", "x"}}});
+  with_lists["spec"]["volumes"] = json::array({{{"name", "data"}, {"emptyDir", json::object()}}});
+  // Quotes, a line break and non-ASCII text in the first container's name, which the
+  // default-container annotation repeats.
+  json escaped_name = loadJson("pod_minimal.json");
+  escaped_name["spec"]["containers"][0]["name"] = "app \"caf\u00e9\"\n\u2603";
+  json skipped = loadJson("pod_minimal.json");
+  skipped["spec"]["hostNetwork"] = true;
+
+  const std::pair<const char*, json> pods[] = {
+      {"minimal", loadJson("pod_minimal.json")},
+      {"realistic", loadJson("pod_realistic.json")},
+      {"with lists", with_lists},
+      {"escaped name", escaped_name},
+      {"skipped", skipped},
+  };
+  const std::pair<const char*, Config> configs[] = {
+      {"classic", testConfig()},      {"native", nativeConfig()},
+      {"no hold", no_hold},           {"sparse resources", sparse_resources},
+      {"no resources", no_resources},
+  };
+  for (const auto& [pod_name, pod] : pods) {
+    for (const auto& [config_name, config] : configs) {
+      SCOPED_TRACE(std::string(pod_name) + ", " + config_name);
+      const InjectResult tree = inject(pod, kEnabledNamespace, config);
+      std::string text = "before:";
+      const InjectResult written = injectPatchText(pod, kEnabledNamespace, config, text);
+      EXPECT_EQ(written.decision, tree.decision);
+      EXPECT_EQ(written.reasons, tree.reasons);
+      EXPECT_EQ(written.warnings, tree.warnings);
+      EXPECT_EQ(written.patch, json::array());
+      if (tree.decision == Decision::kSkip) {
+        EXPECT_EQ(text, "before:");
+        continue;
+      }
+      ASSERT_TRUE(text.starts_with("before:"));
+      const std::string patch_text = text.substr(7);
+      EXPECT_EQ(patch_text, json::parse(patch_text).dump());
+      EXPECT_EQ(patch_text, tree.patch.dump());
+    }
+  }
+}
+
+// Tests that alternating between configs whose bootstraps differ gives each pod its own
+// config's bootstrap (the webhook keeps the escaped text of the last one per thread).
+TEST(InjectPatchTest, GivesEachConfigItsOwnBootstrapWhenConfigsAlternate) {
+  Config other = testConfig();
+  other.xds.port = testConfig().xds.port + 1;
+  const json pod = loadJson("pod_minimal.json");
+  for (const Config& config : {testConfig(), other, testConfig(), other}) {
+    SCOPED_TRACE(config.xds.port);
+    std::string text;
+    ASSERT_EQ(injectPatchText(pod, kEnabledNamespace, config, text).decision, Decision::kInject);
+    const json proxy = proxyOf(applyPatch(pod, json::parse(text)));
+    EXPECT_EQ(argAfter(proxy, "--config-yaml"), bootstrapText(config));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Idempotency.
 
 // Tests that injecting an injected pod again, in either mode, skips it with no patch.
