@@ -144,8 +144,8 @@ struct ServerOptions {
   int threads = 2;
   // A larger body gets 413 (refused from Content-Length alone when possible); a larger header
   // block (at least 1024) gets 431.
-  std::size_t body_limit = 4 * 1024 * 1024;
-  std::size_t header_limit = 16 * 1024;
+  std::size_t body_limit = std::size_t{4} << 20;
+  std::size_t header_limit = std::size_t{16} << 10;
   // From a request's first byte (or the TLS handshake's start) until its header is complete;
   // slower clients are cut off (slow loris). Also how long a new connection may wait before
   // its first request.

@@ -222,7 +222,7 @@ Status ControlPlane::start() {
   if (Status added = server_->addRoutes(router); !added) return added;
   http::ServerOptions listen = options_.listen;
   listen.registry = &registry_;
-  auto started = http::Server::start(listen, std::move(router));
+  auto started = http::Server::start(listen, router);
   if (!started) return makeError(started.error());
   http_ = std::move(*started);
   server_->start();

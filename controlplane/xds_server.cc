@@ -80,10 +80,11 @@ XdsServer::~XdsServer() { stop(); }
 
 Status XdsServer::addRoutes(http::Router& router) {
   for (ResourceType type : kResourceTypes) {
-    Status added = router.add("POST", std::string("/v3/discovery:") + typeName(type),
-                              [this, type](http::Request request, http::Responder responder) {
-                                handle(type, std::move(request), std::move(responder));
-                              });
+    Status added =
+        router.add("POST", std::string("/v3/discovery:") + typeName(type),
+                   [this, type](const http::Request& request, const http::Responder& responder) {
+                     handle(type, request, responder);
+                   });
     if (!added) return added;
   }
   return ok();
@@ -219,7 +220,8 @@ void XdsServer::ensureSnapshot(const std::string& node) {
   if (cluster != nullptr) publish(node, cluster);
 }
 
-void XdsServer::handle(ResourceType type, http::Request request, http::Responder responder) {
+void XdsServer::handle(ResourceType type, const http::Request& request,
+                       const http::Responder& responder) {
   Result<DiscoveryRequest> parsed = parseDiscoveryRequest(request.body, type);
   if (!parsed) {
     metrics_.bad_requests.labels({typeName(type)}).inc();

@@ -95,7 +95,7 @@ class XdsServer {
   XdsServer(XdsServerOptions options, InputsSource inputs, kube::Clock& clock,
             metrics::Registry& registry);
 
-  void handle(ResourceType type, http::Request request, http::Responder responder);
+  void handle(ResourceType type, const http::Request& request, const http::Responder& responder);
   void send(const http::Responder& responder, const CacheResponse& response);
   // Gives `node` its first snapshot if the cluster has been built.
   void ensureSnapshot(const std::string& node);

@@ -46,7 +46,8 @@ struct Port {
   std::string name;
   Protocol protocol = Protocol::kTcp;
 
-  auto operator<=>(const Port&) const = default;
+  // clang-tidy 14 reports the literal 0 that a defaulted <=> compares with as a null pointer.
+  auto operator<=>(const Port&) const = default;  // NOLINT(modernize-use-nullptr)
 };
 
 // The label selector operators Picket accepts. NotIn and DoesNotExist are refused: Calico can only
@@ -60,7 +61,8 @@ struct SelectorRequirement {
   // Sorted and free of duplicates; non-empty for kIn, empty for kExists.
   std::vector<std::string> values;
 
-  auto operator<=>(const SelectorRequirement&) const = default;
+  // clang-tidy 14 reports the literal 0 that a defaulted <=> compares with as a null pointer.
+  auto operator<=>(const SelectorRequirement&) const = default;  // NOLINT(modernize-use-nullptr)
 };
 
 // A Kubernetes LabelSelector, validated and in canonical order.
@@ -84,7 +86,8 @@ struct IpBlock {
   std::vector<std::string> except;
   bool ipv6 = false;
 
-  auto operator<=>(const IpBlock&) const = default;
+  // clang-tidy 14 reports the literal 0 that a defaulted <=> compares with as a null pointer.
+  auto operator<=>(const IpBlock&) const = default;  // NOLINT(modernize-use-nullptr)
 };
 
 enum class CallerKind { kService, kNamespaceSelector, kIpBlocks };
