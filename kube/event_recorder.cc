@@ -223,6 +223,18 @@ void EventRecorder::run() {
     if (stopping_) {
       return;
     }
+    if (options_.hold_while) {
+      // Held while the caller's own writes go on, up to max_hold after the event was recorded;
+      // hold_while() changes without telling us, so it is asked again every hold_poll.
+      const SteadyTime until = queue_.front().steady_time + options_.max_hold;
+      while (!stopping_ && clock_.now() < until && options_.hold_while()) {
+        clock_.waitUntil(lock, cv_, std::min(until, clock_.now() + options_.hold_poll),
+                         [this] { return stopping_; });
+      }
+      if (stopping_) {
+        return;
+      }
+    }
     EventRecord record = std::move(queue_.front());
     queue_.pop_front();
     lock.unlock();

@@ -95,6 +95,12 @@ struct EventRecorderOptions {
   std::chrono::milliseconds series_window = std::chrono::minutes(10);
   // Series remembered at most; the least recently seen are forgotten first.
   std::size_t max_series = 4096;
+  // While it returns true, the writer holds each event back until it is max_hold old, asking
+  // again every hold_poll: a controller passes "my own writes are going on", so in a burst its
+  // Events do not compete with the writes they report. Empty: events are written at once.
+  std::function<bool()> hold_while{};
+  std::chrono::milliseconds max_hold{std::chrono::seconds(2)};
+  std::chrono::milliseconds hold_poll{10};
 };
 
 // Records events.k8s.io/v1 Events about objects. record() only queues: a background thread writes,

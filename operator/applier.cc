@@ -1,5 +1,7 @@
 #include "operator/applier.h"
 
+#include <glog/logging.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -255,6 +257,13 @@ std::vector<std::string> policySources(const json& object) {
   return sortedNames(std::move(names));
 }
 
+bool serverUnreachable(const Error& error) {
+  if (error.http_status == 0) {
+    return error.code == ErrorCode::kUnavailable || error.code == ErrorCode::kTimeout;
+  }
+  return error.http_status == 503;
+}
+
 bool isManagedByPicket(const json& object) {
   const json& labels = metadataField(object, "labels");
   if (!labels.is_object()) return false;
@@ -360,6 +369,24 @@ ApplyReport Applier::apply(std::string_view ns, const std::vector<json>& desired
   // The writes and deletes to make: each fills its own, already placed, entry of report.changes
   // (which is not resized meanwhile), so they can run at once.
   std::vector<std::function<void()>> writes;
+  // The first error that found the API server unreachable: the writes not sent by then are not
+  // sent at all (during an outage each would only fail, and be logged, in turn).
+  std::mutex outage_mutex;
+  std::optional<Error> outage;
+  const auto skipped = [&](PolicyChange& change) {
+    std::lock_guard<std::mutex> guard(outage_mutex);
+    if (!outage) return false;
+    change.action = PolicyAction::kFailed;
+    change.error = outage;
+    change.skipped = true;
+    return true;
+  };
+  const auto noteOutage = [&](const PolicyChange& change) {
+    if (change.action != PolicyAction::kFailed || !change.error) return;
+    if (!serverUnreachable(*change.error)) return;
+    std::lock_guard<std::mutex> guard(outage_mutex);
+    if (!outage) outage = change.error;
+  };
   for (const kube::ObjectPtr& object : actual) {
     if (!object || !isManagedByPicket(*object)) continue;
     if (metadataString(*object, "namespace") != ns) continue;
@@ -416,11 +443,14 @@ ApplyReport Applier::apply(std::string_view ns, const std::vector<json>& desired
     // Written below, with the other writes and deletes, into this slot.
     const size_t slot = report.changes.size();
     report.changes.push_back(std::move(change));
-    writes.push_back([this, slot, resource = *resource, &object, current, &report] {
-      PolicyChange written = write(resource, object, current);
-      written.allowlists = std::move(report.changes[slot].allowlists);
-      report.changes[slot] = std::move(written);
-    });
+    writes.push_back(
+        [this, slot, resource = *resource, &object, current, &report, &skipped, &noteOutage] {
+          if (skipped(report.changes[slot])) return;
+          PolicyChange written = write(resource, object, current);
+          written.allowlists = std::move(report.changes[slot].allowlists);
+          noteOutage(written);
+          report.changes[slot] = std::move(written);
+        });
   }
 
   for (auto& [kind_name, entry] : existing) {
@@ -443,8 +473,12 @@ ApplyReport Applier::apply(std::string_view ns, const std::vector<json>& desired
     const size_t slot = report.changes.size();
     report.changes.push_back(std::move(change));
     writes.push_back([this, slot, key, ns = std::string(ns), resource = *resource,
-                      uid = metadataString(*entry.object, "uid"), &report] {
+                      uid = metadataString(*entry.object, "uid"), &report, &skipped, &noteOutage] {
       PolicyChange& deleted = report.changes[slot];
+      if (skipped(deleted)) {
+        deleted.deleting = true;
+        return;
+      }
       kube::DeleteOptions options;
       options.precondition_uid = uid;
       Status removed = client_.remove(resource, ns, deleted.name, options);
@@ -458,6 +492,7 @@ ApplyReport Applier::apply(std::string_view ns, const std::vector<json>& desired
         deleted.action = PolicyAction::kFailed;
         deleted.deleting = true;
         deleted.error = std::move(removed.error());
+        noteOutage(deleted);
       }
     });
   }
@@ -481,7 +516,10 @@ PolicyChange Applier::write(const kube::Resource& resource, const json& desired,
   // apply makes the API server refuse to take fields another manager set, which is how an object
   // Picket did not create is left alone.
   options.force = existing != nullptr;
+  const kube::SteadyTime sent = clock_.now();
   auto result = client_.apply(resource, change.namespace_name, desired, options);
+  VLOG(1) << "applied " << key << " in "
+          << std::chrono::duration<double, std::milli>(clock_.now() - sent).count() << " ms";
   bool forced_retry = false;
   if (!result && result.error().code == ErrorCode::kConflict && !options.force) {
     // The object exists although the cache does not show it. It may be Picket's (the cache is

@@ -50,6 +50,9 @@ struct PolicyChange {
   // kFailed: what went wrong, and whether it was a delete (otherwise a write).
   std::optional<Error> error;
   bool deleting = false;
+  // kFailed only: not attempted, because an earlier write of the same apply() found the API
+  // server unreachable (`error` is that write's error).
+  bool skipped = false;
   // kUnchanged only: the cache still shows the object as it was before a recent write of exactly
   // this content, so it differs only until the informer catches up.
   bool awaiting_cache = false;
@@ -72,6 +75,11 @@ struct ApplyReport {
 // picket.dev/allowlists annotation and its ServiceAllowlist ownerReferences, sorted, without
 // duplicates.
 std::vector<std::string> policySources(const nlohmann::json& object);
+
+// Whether `error` says the API server could not take any write just now: no HTTP answer at all
+// (connection refused or reset, timed out) or 503 Service Unavailable. Further writes would fail
+// the same way, so a reconcile stops at the first such error and is retried with backoff.
+bool serverUnreachable(const Error& error);
 
 // Whether `object` carries app.kubernetes.io/managed-by=picket: only such objects are Picket's.
 bool isManagedByPicket(const nlohmann::json& object);
@@ -114,7 +122,9 @@ bool policyMatches(const nlohmann::json& desired, const nlohmann::json& actual);
 //     taken by such an object fails with a message that says so (the first apply of a new object
 //     is not forced, so the API server refuses to overwrite another manager's fields);
 //   - updates of Picket's own objects are forced, so hand edits of the fields it sets revert;
-//   - deletes carry the object's uid as a precondition, so a re-created object is not deleted.
+//   - deletes carry the object's uid as a precondition, so a re-created object is not deleted;
+//   - once a write or delete finds the API server unreachable (serverUnreachable), the writes of
+//     the same apply() not yet sent are not attempted: they are reported kFailed and `skipped`.
 // It remembers its recent writes until the informer shows them (observe()), so a reconcile that
 // runs before the cache caught up does not write the same thing again; a memory older than
 // kPendingLifetime is not trusted. Thread-safe; apply() calls for different namespaces may run at

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -151,6 +152,34 @@ TEST(EventRecorderTest, CreatesEventAboutObject) {
   ASSERT_EQ(sink.created().size(), 1u);
   EXPECT_EQ(sink.created()[0], expected);
   EXPECT_TRUE(sink.patches().empty());
+}
+
+// Tests that while hold_while() says the caller is busy an event waits, up to max_hold after it
+// was recorded, and is written then even though the caller is still busy.
+TEST(EventRecorderTest, HoldsEventsWhileTheCallerIsBusy) {
+  FakeClock clock;
+  FakeSink sink;
+  std::atomic<int> asked{0};
+  EventRecorderOptions options = recorderOptions();
+  options.hold_while = [&asked] {
+    ++asked;
+    return true;
+  };
+  options.max_hold = seconds(2);
+  options.hold_poll = seconds(1);
+  auto recorder = makeRecorder(sink.sink(), clock, options);
+  ASSERT_TRUE(recorder->record(ObjectReference::to(kPod), EventType::kNormal, "Applied", "Apply",
+                               "applied"));
+  // The writer asked, and sleeps on the clock until its next look.
+  ASSERT_TRUE(clock.waitForWaiters(1));
+  EXPECT_GE(asked.load(), 1);
+  EXPECT_TRUE(sink.created().empty());
+  clock.advance(seconds(1));
+  ASSERT_TRUE(clock.waitForWaiters(1));
+  EXPECT_TRUE(sink.created().empty());
+  clock.advance(seconds(1));
+  recorder->flush();
+  EXPECT_EQ(sink.created().size(), 1u);
 }
 
 // Tests that the same event repeated within the window updates the first Event's series

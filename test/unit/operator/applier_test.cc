@@ -33,7 +33,8 @@ json allowlist(const std::string& name, const std::string& service, json callers
 
 // The one policy the planner makes for the cart allowlist with the given callers.
 json desiredCart(json callers = json::array({{{"service", "web"}}})) {
-  Plan made = plan({allowlist("cart", "cart", std::move(callers))}, {}, PlannerConfig{});
+  Plan made =
+      plan(std::vector<json>{allowlist("cart", "cart", std::move(callers))}, {}, PlannerConfig{});
   EXPECT_EQ(made.policies.size(), 1u);
   return made.policies.at(0);
 }
@@ -418,6 +419,58 @@ TEST_F(ApplierTest, ReportsFailedWrites) {
   EXPECT_EQ(report.changes[0].action, PolicyAction::kFailed);
   EXPECT_FALSE(report.changes[0].deleting);
   EXPECT_EQ(report.changes[0].error->code, ErrorCode::kInvalid);
+}
+
+// Tests that once a write finds the API server unreachable, the writes and deletes not yet sent
+// are reported failed and skipped instead of each being tried in turn.
+TEST_F(ApplierTest, StopsWritingAtTheFirstConnectionFailure) {
+  Applier one_at_a_time(client_, clock_, Backend::kCalico, 1);
+  PlannerConfig config;
+  std::vector<json> allowlists;
+  for (const char* service : {"a", "b", "c"}) {
+    allowlists.push_back(allowlist(service, service, json::array({{{"service", "web"}}})));
+  }
+  const Plan made = plan(allowlists, {}, config);
+  ASSERT_EQ(made.policies.size(), 3u);
+  json orphan = served(desiredCart());
+  orphan["metadata"]["name"] = "picket-gone";
+  const std::string base = "/apis/projectcalico.org/v3/namespaces/shop/networkpolicies/";
+  for (const json& policy : made.policies) {
+    fake_->expectError({"PATCH", base + policy["metadata"]["name"].get<std::string>() +
+                                     "?fieldManager=picket-operator"},
+                       Error{ErrorCode::kUnavailable,
+                             "connect to 127.0.0.1:6443: Connection refused",
+                             {},
+                             0,
+                             0,
+                             {}});
+  }
+  ApplyReport report = one_at_a_time.apply("shop", made.policies, cache({orphan}), {});
+  ASSERT_EQ(report.changes.size(), 4u);
+  EXPECT_EQ(fake_->requests().size(), 1u);
+  EXPECT_EQ(report.count(PolicyAction::kFailed), 4u);
+  int skipped = 0;
+  for (const PolicyChange& change : report.changes) {
+    ASSERT_TRUE(change.error);
+    EXPECT_EQ(change.error->code, ErrorCode::kUnavailable);
+    if (change.skipped) ++skipped;
+  }
+  EXPECT_EQ(skipped, 3);
+  EXPECT_TRUE(report.changes[3].deleting);
+}
+
+// Tests that only errors meaning "no write can get through now" count as the server unreachable.
+TEST(ServerUnreachableTest, TellsOutagesFromRefusals) {
+  const auto error = [](ErrorCode code, int http_status) {
+    return Error{code, "x", {}, http_status, 0, {}};
+  };
+  EXPECT_TRUE(serverUnreachable(error(ErrorCode::kUnavailable, 0)));
+  EXPECT_TRUE(serverUnreachable(error(ErrorCode::kTimeout, 0)));
+  EXPECT_TRUE(serverUnreachable(error(ErrorCode::kUnavailable, 503)));
+  EXPECT_FALSE(serverUnreachable(error(ErrorCode::kUnavailable, 500)));
+  EXPECT_FALSE(serverUnreachable(error(ErrorCode::kTimeout, 504)));
+  EXPECT_FALSE(serverUnreachable(error(ErrorCode::kInvalid, 422)));
+  EXPECT_FALSE(serverUnreachable(error(ErrorCode::kInternal, 0)));
 }
 
 // Tests that a desired object of another namespace is refused rather than written.
