@@ -5,6 +5,8 @@
 //   BM_ParsePod           JSON text -> nlohmann::json, for scale: the webhook pays it per review
 //   BM_InjectClassic      inject() alone, the proxy as an ordinary container
 //   BM_InjectNative       inject() alone, the proxy as a native sidecar (init container)
+//   BM_InjectPatchText    injectPatchText(), what the webhook calls: the same decision, the patch
+//                         written as text (classic mode) and never built as a tree
 //   BM_AdmissionReview    the whole admission path without I/O: AdmissionReview text in,
 //                         parseAdmissionReview(), admit(), response text (base64 patch) out
 //
@@ -108,6 +110,23 @@ BENCHMARK(BM_InjectClassic)->Unit(benchmark::kMicrosecond);
 
 void BM_InjectNative(benchmark::State& state) { injectBenchmark(state, true); }
 BENCHMARK(BM_InjectNative)->Unit(benchmark::kMicrosecond);
+
+void BM_InjectPatchText(benchmark::State& state) {
+  const json pod = json::parse(podText());
+  const NamespaceInfo ns = shopNamespace();
+  const Config& config = fixtureConfig(false);
+  std::string text;
+  requireInjected(state, injectPatchText(pod, ns, config, text));
+  for (auto _ : state) {
+    // One buffer reused, as the webhook reuses one per thread.
+    text.clear();
+    InjectResult result = injectPatchText(pod, ns, config, text);
+    benchmark::DoNotOptimize(result);
+    benchmark::DoNotOptimize(text.data());
+  }
+  state.SetLabel(std::to_string(text.size()) + " B patch");
+}
+BENCHMARK(BM_InjectPatchText)->Unit(benchmark::kMicrosecond);
 
 void BM_AdmissionReview(benchmark::State& state) {
   const std::string body = reviewText();
