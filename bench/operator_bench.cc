@@ -12,6 +12,9 @@
 // judged against the targets beyond printing them next to each other.
 //
 // Usage: operator_bench [--allowlists N] [--large N] [--changes N] [--threads N]
+//                       [--operator-log PATH]
+// The operator inherits the environment: GLOG_v=1 makes it trace each change (queued, dequeued,
+// planned, each write's round trip), kept with --operator-log.
 
 #include <fcntl.h>
 #include <pthread.h>
@@ -74,6 +77,8 @@ struct BenchOptions {
   int large = 10000;
   int changes = 100;
   int threads = 8;
+  // Where the operator's log goes; empty: a temporary file, deleted at the end.
+  std::string operator_log;
 };
 
 Result<BenchOptions> parseOptions(int argc, char** argv) {
@@ -84,12 +89,18 @@ Result<BenchOptions> parseOptions(int argc, char** argv) {
                                                            {"--threads", &options.threads}};
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
+    if (arg == "--operator-log") {
+      if (i + 1 >= argc) return makeError(ErrorCode::kInvalidArgument, arg + ": needs a path");
+      options.operator_log = argv[++i];
+      continue;
+    }
     const auto flag = std::find_if(flags.begin(), flags.end(),
                                    [&](const auto& entry) { return entry.first == arg; });
     if (flag == flags.end()) {
       return makeError(ErrorCode::kInvalidArgument,
                        "unknown argument \"" + arg +
-                           "\" (flags: --allowlists N, --large N, --changes N, --threads N)");
+                           "\" (flags: --allowlists N, --large N, --changes N, --threads N, "
+                           "--operator-log PATH)");
     }
     if (i + 1 >= argc) return makeError(ErrorCode::kInvalidArgument, arg + ": needs a number");
     const std::string text = argv[++i];
@@ -849,7 +860,9 @@ int run(const BenchOptions& options) {
   ObjectWatcher ready(client, kAllowlists, *ns, "", allowlistReady);
   if (Status watching = policies.start(); !watching) return fail("watch", watching.error());
   if (Status watching = ready.start(); !watching) return fail("watch", watching.error());
-  auto op = OperatorProcess::start(*ns, cluster.kubeconfigPath(), dir.file("operator.log"));
+  auto op = OperatorProcess::start(
+      *ns, cluster.kubeconfigPath(),
+      options.operator_log.empty() ? dir.file("operator.log") : options.operator_log);
   if (!op) return fail("picket-operator", op.error());
   if (Status up = (*op)->waitReady(std::chrono::seconds(60)); !up) {
     return fail("picket-operator", up.error());

@@ -586,18 +586,20 @@ bool Applier::deletePending(const std::string& key, const json& existing) {
   return false;
 }
 
-void Applier::observe(const json& object, bool deleted) {
+bool Applier::observe(const json& object, bool deleted) {
   const std::string key = objectKey(metadataString(object, "namespace"), kindOf(object),
                                     metadataString(object, "name"));
   std::lock_guard<std::mutex> guard(mutex_);
   auto found = pending_.find(key);
-  if (found == pending_.end()) return;
+  if (found == pending_.end()) return false;
   const Pending& pending = found->second;
   if (deleted ? pending.deleted_uid == metadataString(object, "uid")
               : pending.deleted_uid.empty() &&
                     pending.version_after == metadataString(object, "resourceVersion")) {
     pending_.erase(found);
+    return true;
   }
+  return false;
 }
 
 void Applier::forgetExpiredLocked() {

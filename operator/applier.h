@@ -155,7 +155,9 @@ class Applier {
   // Tells the applier what the informer cache now holds for a generated object (`deleted`: it
   // left the cache), so remembered writes it has caught up with are forgotten. Call it from the
   // policy informers' handlers.
-  void observe(const nlohmann::json& object, bool deleted);
+  // Returns true when the event is the echo of this applier's own write or delete (what it
+  // remembered), which needs no reconcile of its own.
+  bool observe(const nlohmann::json& object, bool deleted);
 
   // How many writes and deletes are remembered (for tests).
   size_t pendingCount() const;
