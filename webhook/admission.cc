@@ -59,18 +59,45 @@ Status readGroupVersion(const json& request, std::string_view key, std::string_v
 
 // Members of a review the webhook never reads, left out of the tree while parsing (their
 // syntax is still checked): the old object of an UPDATE, who asked and with which options, and
-// the parts of the pod that no decision and no patch depends on, its status and its
+// the parts of the pod that no decision, patch, log or Event depends on: its status and
 // managedFields (written by the API server before admission, and often as large as the rest of
-// the metadata).
-const std::vector<internal::JsonPath>& unreadMembers() {
-  static const std::vector<internal::JsonPath> paths = {
-      {"request", "oldObject"},
-      {"request", "userInfo"},
-      {"request", "options"},
-      {"request", "object", "status"},
-      {"request", "object", "metadata", "managedFields"},
-  };
-  return paths;
+// the metadata), the scheduling and security settings of its spec, what each container runs
+// and with which environment, mounts and resources, and the sources of its volumes. inject()
+// reads only the metadata, and of the spec hostNetwork, terminationGracePeriodSeconds, the
+// containers' and init containers' names, ports, probes, lifecycle hooks and restartPolicy, and
+// the volumes' names (webhook/inject.cc, readPod()); a member added to that list must leave
+// this one. Building a tree of nlohmann::json is most of the cost of parsing a review, and these
+// members are about half of a typical pod.
+const internal::PrunedMembers& unreadMembers() {
+  static const internal::PrunedMembers members = [] {
+    std::vector<internal::JsonPath> paths = {
+        {"request", "oldObject"},
+        {"request", "userInfo"},
+        {"request", "options"},
+        {"request", "object", "status"},
+        {"request", "object", "metadata", "managedFields"},
+    };
+    for (std::string_view member :
+         {"affinity", "dnsConfig", "ephemeralContainers", "hostAliases", "imagePullSecrets",
+          "nodeSelector", "overhead", "readinessGates", "resourceClaims", "schedulingGates",
+          "securityContext", "tolerations", "topologySpreadConstraints"}) {
+      paths.push_back({"request", "object", "spec", member});
+    }
+    for (std::string_view list : {"containers", "initContainers"}) {
+      for (std::string_view member :
+           {"args", "command", "env", "envFrom", "image", "imagePullPolicy", "resizePolicy",
+            "resources", "securityContext", "stdin", "stdinOnce", "terminationMessagePath",
+            "terminationMessagePolicy", "tty", "volumeDevices", "volumeMounts", "workingDir"}) {
+        paths.push_back({"request", "object", "spec", list, "*", member});
+      }
+    }
+    for (std::string_view source : {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral",
+                                    "hostPath", "persistentVolumeClaim", "projected", "secret"}) {
+      paths.push_back({"request", "object", "spec", "volumes", "*", source});
+    }
+    return internal::PrunedMembers(paths);
+  }();
+  return members;
 }
 
 // Skips that say nothing to the user: the pod never asked for the sidecar, or already has it.

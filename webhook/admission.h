@@ -46,9 +46,12 @@ struct AdmissionRequest {
   std::string ns;    // request.namespace; empty for a cluster-scoped object
   std::string name;  // request.name; empty on a CREATE whose object uses generateName
   bool dry_run = false;
-  // request.object; null when absent (DELETE, CONNECT). Without status and
-  // metadata.managedFields, which nothing in the webhook reads (parseAdmissionReview() leaves
-  // them out, as it leaves out request.oldObject, userInfo and options).
+  // request.object; null when absent (DELETE, CONNECT). Only what the webhook reads: the
+  // metadata (less managedFields), and of the spec all but the members inject() never looks at
+  // (scheduling and security settings; each container's command, args, image, env, mounts and
+  // resources; each volume's source). parseAdmissionReview() leaves those out while parsing, as
+  // it leaves out request.oldObject, userInfo and options; see unreadMembers() in admission.cc.
+  // A patch for the submitted pod applies to this object too: it keeps every list element.
   nlohmann::json object;
 
   // True for the creation of a Pod itself (core group, resource "pods", no subresource): the

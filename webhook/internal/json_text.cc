@@ -24,14 +24,14 @@ constexpr int kMaxFastDepth = 256;
 // keeps its messages identical to nlohmann's without reimplementing them.
 class FastParser {
  public:
-  FastParser(std::string_view text, const std::vector<JsonPath>& pruned)
-      : p_(text.data()), end_(text.data() + text.size()), pruned_(pruned) {
-    for (const JsonPath& path : pruned_) longest_pruned_ = std::max(longest_pruned_, path.size());
-  }
+  FastParser(std::string_view text, const PrunedMembers& pruned)
+      : p_(text.data()), end_(text.data() + text.size()), pruned_(pruned) {}
 
   bool parse(json& out) {
     skipSpace();
-    if (!value(out, 0, longest_pruned_ > 0)) return false;
+    if (!value(out, 0, pruned_.empty() ? PrunedMembers::kNone : PrunedMembers::kRoot)) {
+      return false;
+    }
     skipSpace();
     return p_ == end_;
   }
@@ -41,15 +41,15 @@ class FastParser {
     while (p_ != end_ && (*p_ == ' ' || *p_ == '\n' || *p_ == '\r' || *p_ == '\t')) ++p_;
   }
 
-  // `on_path`: `out` is reached from the root through object members only, whose keys are in
-  // path_, and a pruned path may continue below it.
-  bool value(json& out, int depth, bool on_path) {
+  // `node`: where `out` is in the tree of pruned paths; kNone when no pruned path goes through
+  // it.
+  bool value(json& out, int depth, std::size_t node) {
     if (p_ == end_) return false;
     switch (*p_) {
       case '{':
-        return object(out, depth + 1, on_path);
+        return object(out, depth + 1, node);
       case '[':
-        return array(out, depth + 1);
+        return array(out, depth + 1, node);
       case '"': {
         std::string text;
         if (!string(text)) return false;
@@ -78,7 +78,7 @@ class FastParser {
     }
     if (open != '{' && open != '[') {
       json scalar;  // literals and integers allocate nothing
-      return value(scalar, depth, false);
+      return value(scalar, depth, PrunedMembers::kNone);
     }
     if (depth + 1 > kMaxFastDepth) return false;
     const char close = open == '{' ? '}' : ']';
@@ -121,18 +121,7 @@ class FastParser {
     return true;
   }
 
-  // True when the member `key` of the object at path_ is to be left out.
-  bool isPruned(std::string_view key) const {
-    for (const JsonPath& path : pruned_) {
-      if (path.size() == path_.size() + 1 && path.back() == key &&
-          std::equal(path_.begin(), path_.end(), path.begin())) {
-        return true;
-      }
-    }
-    return false;
-  }
-
-  bool object(json& out, int depth, bool on_path) {
+  bool object(json& out, int depth, std::size_t node) {
     if (depth > kMaxFastDepth) return false;
     ++p_;  // '{'
     out = json(json::value_t::object);
@@ -150,17 +139,15 @@ class FastParser {
       if (p_ == end_ || *p_ != ':') return false;
       ++p_;
       skipSpace();
-      if (on_path && isPruned(key)) {
+      const std::size_t below =
+          node == PrunedMembers::kNone ? PrunedMembers::kNone : pruned_.member(node, key);
+      if (below != PrunedMembers::kNone && pruned_.pruned(below)) {
         if (!skip(depth)) return false;
       } else {
         // A repeated key parses into the existing member, replacing it: the last one wins, as
         // in nlohmann's parser.
         auto member = members.try_emplace(std::move(key)).first;
-        if (on_path) path_.push_back(member->first);
-        const bool below = on_path && path_.size() < longest_pruned_;
-        const bool parsed = value(member->second, depth, below);
-        if (on_path) path_.pop_back();
-        if (!parsed) return false;
+        if (!value(member->second, depth, below)) return false;
       }
       skipSpace();
       if (p_ == end_) return false;
@@ -174,11 +161,13 @@ class FastParser {
     }
   }
 
-  bool array(json& out, int depth) {
+  bool array(json& out, int depth, std::size_t node) {
     if (depth > kMaxFastDepth) return false;
     ++p_;  // '['
     out = json(json::value_t::array);
     auto& items = out.get_ref<json::array_t&>();
+    const std::size_t element =
+        node == PrunedMembers::kNone ? PrunedMembers::kNone : pruned_.element(node);
     skipSpace();
     if (p_ != end_ && *p_ == ']') {
       ++p_;
@@ -186,7 +175,7 @@ class FastParser {
     }
     while (true) {
       items.emplace_back();
-      if (!value(items.back(), depth, false)) return false;
+      if (!value(items.back(), depth, element)) return false;
       skipSpace();
       if (p_ == end_) return false;
       if (*p_ == ']') {
@@ -363,10 +352,7 @@ class FastParser {
 
   const char* p_;
   const char* end_;
-  const std::vector<JsonPath>& pruned_;
-  std::size_t longest_pruned_ = 0;
-  // The keys from the root to the object being parsed, while that is on a pruned path.
-  std::vector<std::string_view> path_;
+  const PrunedMembers& pruned_;
   // Skipped strings land here, so that skipping allocates nothing once it has grown.
   std::string scratch_;
 };
@@ -470,7 +456,57 @@ void appendInteger(std::string& out, Integer value) {
 
 }  // namespace
 
-Result<json> parseJson(std::string_view text, const std::vector<JsonPath>& pruned) {
+PrunedMembers::PrunedMembers(const std::vector<JsonPath>& paths) {
+  for (const JsonPath& path : paths) {
+    std::size_t node = kRoot;
+    for (std::string_view token : path) {
+      std::size_t next = token == "*" ? nodes_[node].element : member(node, token);
+      if (next == kNone) {
+        next = nodes_.size();
+        // Indexes, not references: the push_back may move the nodes.
+        if (token == "*") {
+          nodes_[node].element = next;
+        } else {
+          nodes_[node].members.emplace_back(token, next);
+        }
+        nodes_.emplace_back();
+      }
+      node = next;
+    }
+    if (node != kRoot) nodes_[node].pruned = true;
+  }
+}
+
+std::size_t PrunedMembers::member(std::size_t node, std::string_view key) const {
+  for (const auto& [name, child] : nodes_[node].members) {
+    if (name == key) return child;
+  }
+  return kNone;
+}
+
+namespace {
+
+// Erases the pruned members below `node` from a tree nlohmann built: the slow path's way to
+// the fast path's result. Recurses only along pruned paths, so never deeper than the longest.
+void pruneTree(json& value, const PrunedMembers& pruned, std::size_t node) {
+  if (value.is_object()) {
+    pruned.forEachMember(node, [&](std::string_view key, std::size_t child) {
+      auto it = value.find(key);
+      if (it == value.end()) return;
+      if (pruned.pruned(child)) {
+        value.erase(it);
+      } else {
+        pruneTree(*it, pruned, child);
+      }
+    });
+  } else if (value.is_array() && pruned.element(node) != PrunedMembers::kNone) {
+    for (json& item : value) pruneTree(item, pruned, pruned.element(node));
+  }
+}
+
+}  // namespace
+
+Result<json> parseJson(std::string_view text, const PrunedMembers& pruned) {
   json out;
   if (FastParser(text, pruned).parse(out)) return out;
   try {
@@ -479,15 +515,7 @@ Result<json> parseJson(std::string_view text, const std::vector<JsonPath>& prune
     return makeError(ErrorCode::kParse, e.what());
   }
   // The slow path builds everything and prunes afterwards: the same tree, at nlohmann's cost.
-  for (const JsonPath& path : pruned) {
-    json* node = &out;
-    for (std::size_t i = 0; node != nullptr && i + 1 < path.size(); ++i) {
-      auto it = node->is_object() ? node->find(path[i]) : node->end();
-      node = it == node->end() ? nullptr : &*it;
-    }
-    if (node != nullptr && node->is_object() && !path.empty())
-      node->erase(std::string(path.back()));
-  }
+  if (!pruned.empty()) pruneTree(out, pruned, PrunedMembers::kRoot);
   return out;
 }
 

@@ -16,8 +16,46 @@
 namespace picket::webhook::internal {
 
 // A member of a JSON document, by the object keys that lead to it from the root:
-// {"request", "object", "status"}.
+// {"request", "object", "status"}. The token "*" stands for every element of an array:
+// {"spec", "containers", "*", "env"} is the env of each container. A path never ends in "*".
 using JsonPath = std::vector<std::string_view>;
+
+// Members of a JSON document to leave out while parsing it (see parseJson), as a tree of their
+// paths, so that the parser finds whether a member is pruned by one lookup among the siblings of
+// its path, whatever the number of paths. Build it once for paths that do not change.
+class PrunedMembers {
+ public:
+  PrunedMembers() = default;
+  // Implicit, so that a list of paths can be passed where PrunedMembers are expected. The
+  // string_views of `paths` must outlive this object (string literals, as a rule).
+  PrunedMembers(const std::vector<JsonPath>& paths);  // NOLINT(google-explicit-constructor)
+
+  // The node of the tree: the root, and what member() and element() return.
+  static constexpr std::size_t kRoot = 0;
+  static constexpr std::size_t kNone = static_cast<std::size_t>(-1);
+
+  // The node of the object member `key` below `node`, or kNone when no path goes through it.
+  std::size_t member(std::size_t node, std::string_view key) const;
+  // The node of any array element below `node` ("*"), or kNone.
+  std::size_t element(std::size_t node) const { return nodes_[node].element; }
+  // True when the member at `node` is left out.
+  bool pruned(std::size_t node) const { return nodes_[node].pruned; }
+  bool empty() const { return nodes_.size() <= 1; }
+
+  // Calls `visit(key, node)` for each member below `node`.
+  template <class Visit>
+  void forEachMember(std::size_t node, Visit visit) const {
+    for (const auto& [key, child] : nodes_[node].members) visit(key, child);
+  }
+
+ private:
+  struct Node {
+    std::vector<std::pair<std::string_view, std::size_t>> members;
+    std::size_t element = kNone;
+    bool pruned = false;
+  };
+  std::vector<Node> nodes_{Node{}};
+};
 
 // Parses `text` into the tree nlohmann::json::parse(text) builds (same value types: unsigned for
 // non-negative integers, last duplicate key wins), less the members at `pruned` paths: those
@@ -28,7 +66,7 @@ using JsonPath = std::vector<std::string_view>;
 // error go through nlohmann's own parser, so accepted input, results and messages never differ.
 // Error: kParse, whose message is nlohmann's ("[json.exception.parse_error.101] parse error at
 // line 1, ..."). Never throws; any nesting depth is safe.
-Result<nlohmann::json> parseJson(std::string_view text, const std::vector<JsonPath>& pruned = {});
+Result<nlohmann::json> parseJson(std::string_view text, const PrunedMembers& pruned = {});
 
 // Writes compact JSON text straight into a string, as dump() writes the equivalent tree: it places
 // the commas and colons and escapes strings as dump() does. Objects are written in the order the

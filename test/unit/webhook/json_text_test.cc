@@ -56,10 +56,50 @@ Reference nlohmannParse(std::string_view text) {
   return reference;
 }
 
-// Checks that parseJson() agrees with nlohmann on `text`: the same tree, or the same message.
-void expectSameAsNlohmann(std::string_view text) {
-  const Reference reference = nlohmannParse(text);
-  const Result<json> parsed = parseJson(text);
+// Erases from `node` the member at `path` (from token `at` on), "*" standing for each element of
+// an array.
+void erase(json& node, const JsonPath& path, std::size_t at) {
+  if (at + 1 == path.size()) {
+    if (node.is_object()) node.erase(std::string(path[at]));
+    return;
+  }
+  if (path[at] == "*") {
+    if (node.is_array()) {
+      for (json& item : node) erase(item, path, at + 1);
+    }
+    return;
+  }
+  if (node.is_object() && node.contains(path[at])) erase(node[std::string(path[at])], path, at + 1);
+}
+
+// `text` parsed by nlohmann with the members at `paths` erased afterwards: what pruning must
+// give.
+json erased(std::string_view text, const std::vector<JsonPath>& paths) {
+  json out = json::parse(text);
+  for (const JsonPath& path : paths) erase(out, path, 0);
+  return out;
+}
+
+const std::vector<JsonPath> kPruned = {{"request", "object", "status"},
+                                       {"request", "object", "metadata", "managedFields"},
+                                       {"request", "oldObject"}};
+
+// Paths through array elements too, as parseAdmissionReview() prunes a pod's containers.
+const std::vector<JsonPath> kPrunedInLists = {
+    {"request", "object", "status"},
+    {"request", "object", "spec", "containers", "*", "env"},
+    {"request", "object", "spec", "containers", "*", "volumeMounts"},
+    {"request", "object", "spec", "initContainers", "*", "image"},
+    {"request", "object", "spec", "volumes", "*", "configMap"},
+    {"request", "object", "spec", "affinity"},
+};
+
+// Checks that parseJson() agrees with nlohmann on `text`: the same tree (less the members at
+// `pruned`, erased from nlohmann's), or the same message.
+void expectSameAsNlohmann(std::string_view text, const std::vector<JsonPath>& pruned = {}) {
+  Reference reference = nlohmannParse(text);
+  if (reference.ok) reference.value = erased(text, pruned);
+  const Result<json> parsed = parseJson(text, pruned);
   ASSERT_EQ(parsed.has_value(), reference.ok)
       << "input: " << text << "\n"
       << (parsed ? "parsed, but nlohmann says: " + reference.error : parsed.error().message);
@@ -227,28 +267,10 @@ TEST(ParseJsonTest, AgreesWithNlohmannOnDamagedReviews) {
     }
     SCOPED_TRACE(round);
     expectSameAsNlohmann(text);
+    expectSameAsNlohmann(text, kPrunedInLists);
     if (::testing::Test::HasFailure()) break;
   }
 }
-
-// `text` parsed by nlohmann with the members at `paths` erased afterwards: what pruning must
-// give.
-json erased(std::string_view text, const std::vector<JsonPath>& paths) {
-  json out = json::parse(text);
-  for (const JsonPath& path : paths) {
-    json* node = &out;
-    for (std::size_t i = 0; node != nullptr && i + 1 < path.size(); ++i) {
-      node =
-          node->is_object() && node->contains(path[i]) ? &(*node)[std::string(path[i])] : nullptr;
-    }
-    if (node != nullptr && node->is_object()) node->erase(std::string(path.back()));
-  }
-  return out;
-}
-
-const std::vector<JsonPath> kPruned = {{"request", "object", "status"},
-                                       {"request", "object", "metadata", "managedFields"},
-                                       {"request", "oldObject"}};
 
 // Tests that pruning leaves out exactly the members at the given paths: not members of the same
 // name elsewhere (deeper, shallower, inside arrays), and not their siblings.
@@ -269,6 +291,38 @@ TEST(ParseJsonTest, PrunesOnlyTheMembersAtThePaths) {
   EXPECT_EQ(parsed->at("request").at("object").at("spec").at("containers")[0].at("oldObject"), 5);
   EXPECT_EQ(parsed->at("request").at("object").at("metadata").at("labels").at("managedFields"),
             "kept");
+}
+
+// Tests that a "*" in a path prunes the member in every element of the array, on both paths (a
+// float sends the second text to nlohmann), and nothing else: not the elements themselves, not
+// elements that are no objects, not the member of an object that stands where the array should,
+// not a member of an object whose key is "*".
+TEST(ParseJsonTest, PrunesTheMemberOfEveryElementOfAList) {
+  const std::string fast =
+      R"({"request":{"object":{"spec":{"containers":[{"name":"a","env":[1],"ports":[]},)"
+      R"({"name":"b","volumeMounts":{"x":1},"env":{}},7,{"name":"c"}],)"
+      R"("initContainers":{"*":{"image":"kept"},"image":"kept"},)"
+      R"("volumes":[{"name":"v","configMap":{"name":"cm"},"secret":{"secretName":"s"}}],)"
+      R"("affinity":{"nodeAffinity":{}},"hostNetwork":false}}}})";
+  std::string slow = fast;
+  slow.replace(slow.find(R"("ports":[])"), 10, R"("ports":[],"ratio":0.5)");
+  for (const std::string& text : {fast, slow}) {
+    SCOPED_TRACE(text);
+    Result<json> parsed = parseJson(text, kPrunedInLists);
+    ASSERT_TRUE(parsed) << parsed.error().message;
+    EXPECT_TRUE(sameTree(*parsed, erased(text, kPrunedInLists))) << parsed->dump();
+    const json& spec = parsed->at("request").at("object").at("spec");
+    EXPECT_EQ(spec.at("containers").size(), 4u);
+    json first = {{"name", "a"}, {"ports", json::array()}};
+    if (text == slow) first["ratio"] = 0.5;
+    EXPECT_EQ(spec.at("containers")[0], first);
+    EXPECT_EQ(spec.at("containers")[1], json::parse(R"({"name":"b"})"));
+    EXPECT_EQ(spec.at("containers")[2], 7);
+    EXPECT_EQ(spec.at("initContainers"), json::parse(R"({"*":{"image":"kept"},"image":"kept"})"));
+    EXPECT_EQ(spec.at("volumes"), json::parse(R"([{"name":"v","secret":{"secretName":"s"}}])"));
+    EXPECT_FALSE(spec.contains("affinity"));
+    EXPECT_EQ(spec.at("hostNetwork"), false);
+  }
 }
 
 // Tests that a pruned member is still checked: broken JSON inside it is nlohmann's error, and
@@ -295,36 +349,63 @@ TEST(ParseJsonTest, ChecksPrunedMembersAndPrunesOnTheSlowPath) {
 }
 
 // Tests that parseAdmissionReview() leaves the unread members out of the request (status,
-// managedFields, oldObject, userInfo) and that the answer is the same as without them.
+// managedFields, oldObject, userInfo, the spec's scheduling and security settings, what the
+// containers run, their env, mounts and resources, the volumes' sources), keeps what inject()
+// reads, and that the answer is the same as for the whole pod: on the minimal review, and on the
+// realistic pod (init container, probes, hooks, volumes, affinity, tolerations), injected in
+// each mode.
 TEST(ParseJsonTest, AdmissionReviewsAnswerTheSameWithoutTheUnreadMembers) {
-  const json review = json::parse(readFixture("review_pod_create.json"));
-  json full = review;
-  json& pod = full["request"]["object"];
-  pod["status"] = {{"phase", "Pending"}, {"qosClass", "Burstable"}};
-  pod["metadata"]["managedFields"] = json::array(
-      {{{"manager", "kube-controller-manager"},
-        {"operation", "Update"},
-        {"apiVersion", "v1"},
-        {"fieldsType", "FieldsV1"},
-        {"fieldsV1",
-         {{"f:spec", {{"f:containers", {{"k:{\"name\":\"app\"}", json::object()}}}}}}}}});
-  full["request"]["oldObject"] = pod;
-  full["request"]["userInfo"] = {{"username", "system:serviceaccount:kube-system:rs"}};
-  Result<AdmissionRequest> plain = parseAdmissionReview(review.dump());
-  Result<AdmissionRequest> pruned = parseAdmissionReview(full.dump());
-  ASSERT_TRUE(plain) << plain.error().describe();
-  ASSERT_TRUE(pruned) << pruned.error().describe();
-  EXPECT_FALSE(pruned->object.contains("status"));
-  EXPECT_FALSE(pruned->object["metadata"].contains("managedFields"));
-  EXPECT_EQ(pruned->object, plain->object);
+  json minimal = json::parse(readFixture("review_pod_create.json"));
+  json realistic = minimal;
+  realistic["request"]["object"] = json::parse(readFixture("pod_realistic.json"));
   const NamespaceLookup lookup = [](const std::string&) -> Result<NamespaceInfo> {
     return testing::kEnabledNamespace;
   };
-  Result<Admission> from_plain = admit(*plain, lookup, testing::testConfig());
-  Result<Admission> from_pruned = admit(*pruned, lookup, testing::testConfig());
-  ASSERT_TRUE(from_plain && from_pruned);
-  EXPECT_EQ(from_pruned->body, from_plain->body);
-  EXPECT_EQ(from_pruned->result, ReviewResult::kInjected);
+  Config native = testing::testConfig();
+  native.proxy.native_sidecar = true;
+  for (json full : {minimal, realistic}) {
+    json& pod = full["request"]["object"];
+    pod["status"] = {{"phase", "Pending"}, {"qosClass", "Burstable"}};
+    pod["metadata"]["managedFields"] = json::array(
+        {{{"manager", "kube-controller-manager"},
+          {"operation", "Update"},
+          {"apiVersion", "v1"},
+          {"fieldsType", "FieldsV1"},
+          {"fieldsV1",
+           {{"f:spec", {{"f:containers", {{"k:{\"name\":\"app\"}", json::object()}}}}}}}}});
+    full["request"]["oldObject"] = pod;
+    full["request"]["userInfo"] = {{"username", "system:serviceaccount:kube-system:rs"}};
+    Result<AdmissionRequest> pruned = parseAdmissionReview(full.dump());
+    ASSERT_TRUE(pruned) << pruned.error().describe();
+    const json& object = pruned->object;
+    EXPECT_FALSE(object.contains("status"));
+    EXPECT_FALSE(object["metadata"].contains("managedFields"));
+    json metadata = pod["metadata"];
+    metadata.erase("managedFields");
+    EXPECT_EQ(object["metadata"], metadata);
+    for (const char* unread : {"affinity", "tolerations", "securityContext"}) {
+      EXPECT_FALSE(object["spec"].contains(unread)) << unread;
+    }
+    for (const json& container : object["spec"]["containers"]) {
+      for (const char* unread : {"image", "env", "volumeMounts", "resources", "args"}) {
+        EXPECT_FALSE(container.contains(unread)) << unread;
+      }
+      EXPECT_TRUE(container.contains("name"));
+    }
+    EXPECT_EQ(object["spec"]["containers"].size(), pod["spec"]["containers"].size());
+
+    // The same review with the whole pod as nlohmann reads it.
+    AdmissionRequest whole = *pruned;
+    whole.object = pod;
+    for (const Config& config : {testing::testConfig(), native}) {
+      Result<Admission> from_whole = admit(whole, lookup, config);
+      Result<Admission> from_pruned = admit(*pruned, lookup, config);
+      ASSERT_TRUE(from_whole && from_pruned);
+      EXPECT_EQ(from_pruned->body, from_whole->body);
+      EXPECT_EQ(from_pruned->warnings, from_whole->warnings);
+      EXPECT_EQ(from_pruned->result, ReviewResult::kInjected);
+    }
+  }
 }
 
 // Writes `value` through `writer`, members in the tree's (key) order: the way a document's own
