@@ -123,10 +123,50 @@ bool Informer::waitForSync(SteadyTime deadline) {
   return synced_;
 }
 
+Informer::Entry Informer::makeEntry(json object, bool keep_parsed) const {
+  Entry entry;
+  entry.resource_version = resourceVersionOf(object);
+  if (options_.index) entry.index = options_.index(object);
+  if (!options_.compact) {
+    entry.stored.object = std::make_shared<const json>(std::move(object));
+    return entry;
+  }
+  std::vector<uint8_t> bytes = json::to_msgpack(object);
+  // A string of exactly the bytes' size: the vector grew by doubling and would keep its slack.
+  entry.stored.packed = std::make_shared<const std::string>(bytes.begin(), bytes.end());
+  if (keep_parsed) entry.stored.object = std::make_shared<const json>(std::move(object));
+  return entry;
+}
+
+ObjectPtr Informer::load(const Stored& stored) const {
+  if (stored.object || !stored.packed) return stored.object;
+  // The bytes are our own encoding of a JSON object, so they parse; a failure would be a bug.
+  json object = json::from_msgpack(*stored.packed, /*strict=*/true, /*allow_exceptions=*/false);
+  if (object.is_discarded()) {
+    LOG(ERROR) << "informer " << options_.name << ": a cached object does not decode";
+    return nullptr;
+  }
+  return std::make_shared<const json>(std::move(object));
+}
+
+std::vector<ObjectPtr> Informer::loadAll(const std::vector<Stored>& entries) const {
+  std::vector<ObjectPtr> objects;
+  objects.reserve(entries.size());
+  for (const Stored& stored : entries) {
+    if (ObjectPtr object = load(stored)) objects.push_back(std::move(object));
+  }
+  return objects;
+}
+
 ObjectPtr Informer::get(std::string_view key) const {
-  std::lock_guard<std::mutex> guard(mutex_);
-  const auto it = cache_.find(key);
-  return it == cache_.end() ? nullptr : it->second;
+  Stored stored;
+  {
+    std::lock_guard<std::mutex> guard(mutex_);
+    const auto it = cache_.find(key);
+    if (it == cache_.end()) return nullptr;
+    stored = it->second.stored;
+  }
+  return load(stored);
 }
 
 ObjectPtr Informer::get(std::string_view ns, std::string_view name) const {
@@ -140,27 +180,69 @@ ObjectPtr Informer::get(std::string_view ns, std::string_view name) const {
 }
 
 std::vector<ObjectPtr> Informer::list() const {
-  std::lock_guard<std::mutex> guard(mutex_);
-  std::vector<ObjectPtr> objects;
-  objects.reserve(cache_.size());
-  for (const auto& [key, object] : cache_) {
-    objects.push_back(object);
+  std::vector<Stored> entries;
+  {
+    std::lock_guard<std::mutex> guard(mutex_);
+    entries.reserve(cache_.size());
+    for (const auto& [key, entry] : cache_) entries.push_back(entry.stored);
   }
-  return objects;
+  // Parsed without the lock: a compact cache's parse must not hold up the reflector.
+  return loadAll(entries);
 }
 
-std::vector<ObjectPtr> Informer::listNamespace(std::string_view ns) const {
-  // Keys of one namespace are contiguous in the ordered map: names cannot contain '/', so
-  // "ns/" is a prefix that no other namespace's keys share.
+namespace {
+
+// Calls `visit(key, entry)` for each entry of namespace `ns` in `cache`, in key order. Keys of one
+// namespace are contiguous in the ordered map: names cannot contain '/', so "ns/" is a prefix that
+// no other namespace's keys share.
+template <typename Cache, typename Visit>
+void forEachInNamespace(const Cache& cache, std::string_view ns, Visit visit) {
   std::string prefix(ns);
   prefix += '/';
-  std::lock_guard<std::mutex> guard(mutex_);
-  std::vector<ObjectPtr> objects;
-  for (auto it = cache_.lower_bound(prefix);
-       it != cache_.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it) {
-    objects.push_back(it->second);
+  for (auto it = cache.lower_bound(prefix);
+       it != cache.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it) {
+    visit(std::string_view(it->first).substr(prefix.size()), it->second);
   }
-  return objects;
+}
+
+}  // namespace
+
+std::vector<ObjectPtr> Informer::listNamespace(std::string_view ns) const {
+  std::vector<Stored> entries;
+  {
+    std::lock_guard<std::mutex> guard(mutex_);
+    forEachInNamespace(
+        cache_, ns, [&](std::string_view, const Entry& entry) { entries.push_back(entry.stored); });
+  }
+  return loadAll(entries);
+}
+
+std::vector<ObjectPtr> Informer::listNamespace(
+    std::string_view ns, const std::set<std::string, std::less<>>& index_values) const {
+  std::vector<Stored> entries;
+  {
+    std::lock_guard<std::mutex> guard(mutex_);
+    forEachInNamespace(cache_, ns, [&](std::string_view, const Entry& entry) {
+      if (index_values.contains(entry.index)) entries.push_back(entry.stored);
+    });
+  }
+  return loadAll(entries);
+}
+
+std::vector<std::string> Informer::namesInNamespace(std::string_view ns) const {
+  std::vector<std::string> names;
+  std::lock_guard<std::mutex> guard(mutex_);
+  forEachInNamespace(cache_, ns,
+                     [&](std::string_view name, const Entry&) { names.emplace_back(name); });
+  return names;
+}
+
+std::vector<CachedVersion> Informer::versions() const {
+  std::vector<CachedVersion> out;
+  std::lock_guard<std::mutex> guard(mutex_);
+  out.reserve(cache_.size());
+  for (const auto& [key, entry] : cache_) out.push_back({key, entry.resource_version});
+  return out;
 }
 
 std::string Informer::lastResourceVersion() const {
@@ -179,8 +261,8 @@ void Informer::notifyLocked(Notification notification) {
 }
 
 void Informer::queueResyncLocked() {
-  for (const auto& [key, object] : cache_) {
-    notifyLocked({Notification::Kind::kUpdate, object, object});
+  for (const auto& [key, entry] : cache_) {
+    notifyLocked({Notification::Kind::kUpdate, entry.stored, entry.stored});
   }
 }
 
@@ -196,7 +278,7 @@ bool Informer::listAndReplace() {
                << ": list answer has no metadata.resourceVersion; retrying";
     return false;
   }
-  std::map<std::string, ObjectPtr, std::less<>> fresh;
+  Cache fresh;
   for (json& item : listed->items) {
     if (options_.transform) options_.transform(item);
     Result<std::string> key = objectKey(item);
@@ -205,7 +287,11 @@ bool Informer::listAndReplace() {
                  << ": skipping a listed item: " << key.error().describe();
       continue;
     }
-    fresh[*key] = std::make_shared<const json>(std::move(item));
+    // A compact cache keeps no parsed copy for the notifications: a relist of many objects would
+    // otherwise hold them all parsed until delivered.
+    // Moved, so in a compact cache each item's tree goes as soon as it is packed, not with the
+    // whole answer.
+    fresh[*key] = makeEntry(std::move(item), false);
   }
 
   std::lock_guard<std::mutex> guard(mutex_);
@@ -216,14 +302,14 @@ bool Informer::listAndReplace() {
   auto new_it = fresh.begin();
   while (old_it != cache_.end() || new_it != fresh.end()) {
     if (new_it == fresh.end() || (old_it != cache_.end() && old_it->first < new_it->first)) {
-      notifyLocked({Notification::Kind::kDelete, old_it->second, old_it->second});
+      notifyLocked({Notification::Kind::kDelete, old_it->second.stored, old_it->second.stored});
       ++old_it;
     } else if (old_it == cache_.end() || new_it->first < old_it->first) {
-      notifyLocked({Notification::Kind::kAdd, nullptr, new_it->second});
+      notifyLocked({Notification::Kind::kAdd, {}, new_it->second.stored});
       ++new_it;
     } else {
-      if (resourceVersionOf(*old_it->second) != resourceVersionOf(*new_it->second)) {
-        notifyLocked({Notification::Kind::kUpdate, old_it->second, new_it->second});
+      if (old_it->second.resource_version != new_it->second.resource_version) {
+        notifyLocked({Notification::Kind::kUpdate, old_it->second.stored, new_it->second.stored});
       }
       ++old_it;
       ++new_it;
@@ -233,7 +319,7 @@ bool Informer::listAndReplace() {
   resource_version_ = listed->resource_version;
   if (!listed_) {
     listed_ = true;
-    notifyLocked({Notification::Kind::kSynced, nullptr, nullptr});
+    notifyLocked({Notification::Kind::kSynced, {}, {}});
   }
   LOG(INFO) << "informer " << options_.name << ": listed " << cache_.size()
             << " objects at resourceVersion " << resource_version_;
@@ -274,30 +360,37 @@ bool Informer::applyEvent(const WatchEvent& event, bool& saw_event, Status& watc
   // A deleted object is only handed to on_delete, which gets what it would have got from the
   // cache: the transformed form.
   if (options_.transform) options_.transform(copy);
-  auto object = std::make_shared<const json>(std::move(copy));
-  std::lock_guard<std::mutex> guard(mutex_);
-  if (!version.empty()) {
-    resource_version_ = version;
-  }
-  const auto cached = cache_.find(*key);
   if (event.type == WatchEventType::kDeleted) {
+    Stored deleted{std::make_shared<const json>(std::move(copy)), nullptr};
+    std::lock_guard<std::mutex> guard(mutex_);
+    if (!version.empty()) resource_version_ = version;
+    const auto cached = cache_.find(*key);
     if (cached == cache_.end()) {
       // Handlers never heard of it; a delete would be the first they hear.
       VLOG(1) << "informer " << options_.name << ": DELETED for uncached " << *key;
       return true;
     }
     cache_.erase(cached);
-    notifyLocked({Notification::Kind::kDelete, object, object});
+    notifyLocked({Notification::Kind::kDelete, deleted, deleted});
     return true;
   }
+  // The handlers get the parsed object; a compact cache keeps only its bytes.
+  Entry entry = makeEntry(std::move(copy), true);
+  Stored delivered = entry.stored;
+  entry.stored.object = options_.compact ? nullptr : entry.stored.object;
+  std::lock_guard<std::mutex> guard(mutex_);
+  if (!version.empty()) {
+    resource_version_ = version;
+  }
+  const auto cached = cache_.find(*key);
   // ADDED for a key we hold (a replay after re-watching) is an update, and MODIFIED for a key we
   // do not hold is an add: the cache, not the event type, says what the handlers have seen.
   if (cached == cache_.end()) {
-    cache_.emplace(*key, object);
-    notifyLocked({Notification::Kind::kAdd, nullptr, object});
+    cache_.emplace(*key, std::move(entry));
+    notifyLocked({Notification::Kind::kAdd, {}, std::move(delivered)});
   } else {
-    ObjectPtr old_object = std::exchange(cached->second, object);
-    notifyLocked({Notification::Kind::kUpdate, std::move(old_object), object});
+    Stored old_object = std::exchange(cached->second, std::move(entry)).stored;
+    notifyLocked({Notification::Kind::kUpdate, std::move(old_object), std::move(delivered)});
   }
   return true;
 }
@@ -407,18 +500,32 @@ void Informer::runDelivery(std::stop_token stop) {
     Notification notification = std::move(pending_.front());
     pending_.pop_front();
     lock.unlock();
-    // Handlers run without the lock so they may read the cache.
+    // Handlers run without the lock so they may read the cache. A compact cache's objects are
+    // parsed here, once for all handlers (once for both sides of a resync's update).
+    ObjectPtr old_object;
+    ObjectPtr new_object;
+    if (notification.kind != Notification::Kind::kSynced) {
+      const bool same = notification.old_object.packed != nullptr &&
+                        notification.old_object.packed == notification.new_object.packed &&
+                        !notification.old_object.object && !notification.new_object.object;
+      if (notification.kind != Notification::Kind::kAdd) old_object = load(notification.old_object);
+      if (notification.kind != Notification::Kind::kDelete) {
+        new_object = same ? old_object : load(notification.new_object);
+      }
+    }
+    const bool loaded = (notification.kind == Notification::Kind::kAdd || old_object) &&
+                        (notification.kind == Notification::Kind::kDelete || new_object);
     for (const EventHandlers& handlers : handlers_) {
+      if (!loaded) break;
       switch (notification.kind) {
         case Notification::Kind::kAdd:
-          if (handlers.on_add) handlers.on_add(*notification.new_object);
+          if (handlers.on_add) handlers.on_add(*new_object);
           break;
         case Notification::Kind::kUpdate:
-          if (handlers.on_update)
-            handlers.on_update(*notification.old_object, *notification.new_object);
+          if (handlers.on_update) handlers.on_update(*old_object, *new_object);
           break;
         case Notification::Kind::kDelete:
-          if (handlers.on_delete) handlers.on_delete(*notification.old_object);
+          if (handlers.on_delete) handlers.on_delete(*old_object);
           break;
         case Notification::Kind::kSynced:
           break;

@@ -3,16 +3,19 @@
 // 2 for a bad command line or configuration.
 
 #include <glog/logging.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdlib>
 #include <exception>
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <stop_token>
 #include <string>
@@ -35,6 +38,37 @@ namespace {
 
 constexpr int kExitFailed = 1;
 constexpr int kExitUsage = 2;
+
+// glibc's allocator, set before any thread starts. By default every thread that allocates while
+// another holds the main arena gets an arena of its own (up to 8 per core); the operator's
+// reflector, delivery, worker and writer threads then each keep their own high-water mark, and
+// memory freed in one arena never serves another (three arenas of 40 to 75 MB at 10,000
+// allowlists). Two arenas keep contention low on the two workers. A fixed mmap threshold stops
+// glibc from raising it after each large free, so a large transient buffer (a list answer) is
+// mapped and unmapped rather than left in the heap.
+void tuneAllocator() {
+  mallopt(M_ARENA_MAX, 2);
+  mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+}
+
+// Memory freed after a burst (a large reconcile, a relist) stays in glibc's free lists, so the
+// process would stay at its high-water mark. Every `period`, when more than `slack` bytes are free
+// in the heap, malloc_trim() gives the free pages back.
+void returnFreeMemory(const std::stop_token& stop, std::chrono::seconds period, size_t slack) {
+  std::mutex mutex;
+  std::condition_variable_any wake;
+  std::unique_lock<std::mutex> lock(mutex);
+  while (!stop.stop_requested()) {
+    // Nothing but a stop ends the wait early; the predicate only lets the stop token wake it.
+    wake.wait_for(lock, stop, period, [] { return false; });
+    if (stop.stop_requested()) break;
+    const struct mallinfo2 before = mallinfo2();
+    if (before.fordblks < slack) continue;
+    malloc_trim(0);
+    VLOG(1) << "malloc_trim: " << before.fordblks / 1024 << " KiB free of " << before.arena / 1024
+            << " KiB in the heap";
+  }
+}
 
 std::string defaultIdentity() {
   char host[256] = {};
@@ -233,6 +267,10 @@ int run(const std::vector<std::string>& args, const sigset_t& signals) {
     });
   }
 
+  std::jthread trimmer([](const std::stop_token& token) {
+    returnFreeMemory(token, std::chrono::seconds(5), 8 * 1024 * 1024);
+  });
+
   Status outcome = (*controller)->run(stop.get_token());
   if (control_plane) {
     control_plane->stop();
@@ -249,6 +287,7 @@ int run(const std::vector<std::string>& args, const sigset_t& signals) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  tuneAllocator();
   FLAGS_logtostderr = true;
   google::InitGoogleLogging(argv[0]);
   sigset_t signals;

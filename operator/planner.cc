@@ -599,11 +599,20 @@ Result<PlannerConfig> parsePlannerConfig(const nlohmann::json& value) {
 
 Plan plan(const std::vector<nlohmann::json>& allowlists,
           const std::vector<nlohmann::json>& namespaces, const PlannerConfig& config) {
+  std::vector<const json*> pointers;
+  pointers.reserve(allowlists.size());
+  for (const json& object : allowlists) pointers.push_back(&object);
+  return planFromPointers(pointers, namespaces, config);
+}
+
+Plan planFromPointers(const std::vector<const nlohmann::json*>& allowlists,
+                      const std::vector<nlohmann::json>& namespaces, const PlannerConfig& config) {
   const std::map<std::string, NamespaceInfo> namespace_info = readNamespaces(namespaces);
 
   std::vector<Item> items;
   items.reserve(allowlists.size());
-  for (const json& object : allowlists) {
+  for (const json* pointer : allowlists) {
+    const json& object = *pointer;
     Item item{readKey(object), &object, parseAllowlist(object), {}};
     item.report.key = item.key;
     if (item.parsed) {

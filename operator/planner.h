@@ -176,4 +176,9 @@ struct Plan {
 Plan plan(const std::vector<nlohmann::json>& allowlists,
           const std::vector<nlohmann::json>& namespaces, const PlannerConfig& config);
 
+// plan() of allowlists given by pointer (none null), so a caller planning from shared cached
+// objects (an informer's) need not copy them: the same Plan as plan() of the objects pointed to.
+Plan planFromPointers(const std::vector<const nlohmann::json*>& allowlists,
+                      const std::vector<nlohmann::json>& namespaces, const PlannerConfig& config);
+
 }  // namespace picket::op

@@ -511,5 +511,113 @@ TEST(InformerTest, WaitForSyncTimesOut) {
   h.informer.stop();
 }
 
+// What one run of a script of lists and watch events shows: the handler calls, then the cache.
+struct Observed {
+  std::vector<std::string> calls;
+  json cache;
+};
+
+Observed runScript(InformerOptions informer_options) {
+  informer_options.transform = [](json& object) { object["metadata"].erase("managedFields"); };
+  Harness h(std::move(informer_options));
+  // Every JSON type, and a field the transform drops.
+  const auto full = [](json made) {
+    made["metadata"]["managedFields"] = json::array({{{"manager", "kubectl"}}});
+    made["spec"] = {{"ports", {80, 443}}, {"ratio", 0.5}, {"on", true},
+                    {"note", nullptr},    {"offset", -3}, {"labels", {{"k", "v"}}}};
+    return made;
+  };
+  h.server.pushList(
+      {full(object("ns", "a", "1")), object("ns", "b", "1"), object("other", "c", "1")}, "1");
+  h.server.pushList(
+      {full(object("ns", "a", "2")), object("other", "c", "3"), object("ns", "e", "3")}, "90");
+  h.informer.start();
+  h.server.send(event(WatchEventType::kModified, full(object("ns", "a", "2"))));
+  h.server.send(event(WatchEventType::kDeleted, object("ns", "b", "2")));
+  h.server.send(event(WatchEventType::kAdded, object("ns", "d", "2")));
+  h.server.end(makeError(ErrorCode::kGone, "too old resource version: 2 (90)"));
+  Observed observed;
+  observed.calls = h.recorder.waitFor(9);
+  EXPECT_TRUE(h.server.waitForWatches(2));
+  observed.cache = json::array();
+  for (const ObjectPtr& cached : h.informer.list()) observed.cache.push_back(*cached);
+  EXPECT_EQ(*h.informer.get("other/c"), object("other", "c", "3"));
+  EXPECT_EQ(h.informer.get("ns/b"), nullptr);
+  h.informer.stop();
+  return observed;
+}
+
+// Tests that a compact cache (MessagePack bytes) tells the handlers and its readers exactly what
+// a cache of parsed objects does, through a list, watch events and a relist, with every JSON type.
+TEST(InformerTest, CompactCacheReadsAsParsedCache) {
+  const Observed parsed = runScript(options());
+  InformerOptions compact_options = options();
+  compact_options.compact = true;
+  const Observed compact = runScript(compact_options);
+  EXPECT_THAT(parsed.calls, ElementsAre("add ns/a 1", "add ns/b 1", "add other/c 1",
+                                        "update ns/a 1->2", "delete ns/b 2", "add ns/d 2",
+                                        "delete ns/d 2", "add ns/e 3", "update other/c 1->3"));
+  EXPECT_EQ(compact.calls, parsed.calls);
+  EXPECT_EQ(compact.cache, parsed.cache);
+  ASSERT_EQ(compact.cache.size(), 3u);
+  EXPECT_EQ(compact.cache[0]["spec"]["ratio"], 0.5);
+  EXPECT_FALSE(compact.cache[0]["metadata"].contains("managedFields"));
+}
+
+// Tests that a compact cache's resync delivers each cached object as an update to itself.
+TEST(InformerTest, ResyncsCompactCache) {
+  InformerOptions informer_options = options();
+  informer_options.compact = true;
+  informer_options.resync_period = seconds(30);
+  Harness h(informer_options);
+  h.server.pushList({object("ns", "a", "1"), object("ns", "b", "2")}, "2");
+  h.informer.start();
+  ASSERT_TRUE(h.informer.waitForSync(SteadyTime::max()));
+  ASSERT_TRUE(h.clock.waitForWaiters(1));
+  h.clock.advance(seconds(30));
+  EXPECT_THAT(h.recorder.waitFor(4),
+              ElementsAre("add ns/a 1", "add ns/b 2", "update ns/a 1->1", "update ns/b 2->2"));
+  h.informer.stop();
+}
+
+// Tests reading part of a namespace by index value, the names of a namespace and the versions of
+// all objects, for a compact cache and a parsed one; the index follows an object's changes.
+TEST(InformerTest, ListsPartOfNamespaceByIndex) {
+  for (const bool compact : {false, true}) {
+    InformerOptions informer_options = options();
+    informer_options.compact = compact;
+    informer_options.index = [](const json& cached) { return cached.value("group", ""); };
+    Harness h(informer_options);
+    const auto grouped = [](const std::string& ns, const std::string& name,
+                            const std::string& version, const std::string& group) {
+      json made = object(ns, name, version);
+      if (!group.empty()) made["group"] = group;
+      return made;
+    };
+    h.server.pushList({grouped("ns", "a", "1", "x"), grouped("ns", "b", "2", "y"),
+                       grouped("ns", "c", "3", ""), grouped("other", "d", "4", "x")},
+                      "4");
+    h.informer.start();
+    ASSERT_TRUE(h.informer.waitForSync(SteadyTime::max()));
+    EXPECT_THAT(keys(h.informer.listNamespace("ns", {"x"})), ElementsAre("ns/a"));
+    EXPECT_THAT(keys(h.informer.listNamespace("ns", {"x", ""})), ElementsAre("ns/a", "ns/c"));
+    EXPECT_THAT(keys(h.informer.listNamespace("ns", {"z"})), IsEmpty());
+    EXPECT_THAT(keys(h.informer.listNamespace("other", {"x", "y"})), ElementsAre("other/d"));
+    EXPECT_THAT(h.informer.namesInNamespace("ns"), ElementsAre("a", "b", "c"));
+    EXPECT_THAT(h.informer.namesInNamespace("n"), IsEmpty());
+
+    h.server.send(event(WatchEventType::kModified, grouped("ns", "b", "5", "x")));
+    h.recorder.waitFor(5);
+    EXPECT_THAT(keys(h.informer.listNamespace("ns", {"x"})), ElementsAre("ns/a", "ns/b"));
+    EXPECT_THAT(keys(h.informer.listNamespace("ns", {"y"})), IsEmpty());
+    std::vector<std::string> versions;
+    for (const CachedVersion& version : h.informer.versions()) {
+      versions.push_back(version.key + "@" + version.resource_version);
+    }
+    EXPECT_THAT(versions, ElementsAre("ns/a@1", "ns/b@5", "ns/c@3", "other/d@4")) << compact;
+    h.informer.stop();
+  }
+}
+
 }  // namespace
 }  // namespace picket::kube

@@ -220,6 +220,24 @@ TEST(PlannerTest, IsStableAcrossRunsAndInputOrder) {
   }
 }
 
+// Tests that planning from pointers to the allowlists (what the reconciler does with its cached
+// objects) gives the same plan as planning from the objects, in reverse order too.
+TEST(PlannerTest, PlansFromPointersAsFromObjects) {
+  for (const auto& name : kCases) {
+    for (Backend backend : kBackends) {
+      Inputs inputs = loadInputs(name, backend);
+      json expected = renderPlan(plan(inputs.allowlists, inputs.namespaces, inputs.config));
+      std::vector<const json*> pointers;
+      for (const json& object : inputs.allowlists) pointers.push_back(&object);
+      EXPECT_EQ(renderPlan(planFromPointers(pointers, inputs.namespaces, inputs.config)), expected)
+          << name;
+      std::reverse(pointers.begin(), pointers.end());
+      EXPECT_EQ(renderPlan(planFromPointers(pointers, inputs.namespaces, inputs.config)), expected)
+          << name;
+    }
+  }
+}
+
 // Tests the contract that lets a reconciler plan one namespace per change: planning each
 // namespace's allowlists alone gives exactly that namespace's part of the full plan.
 TEST(PlannerTest, PlansEachNamespaceIndependently) {
