@@ -114,21 +114,31 @@ http::ServerOptions ControlPlaneOptions::defaultListen() {
 
 // Validated allowlists with the operator's rule for invalid ones: an allowlist that stops being
 // valid keeps its last valid version (as its Calico policy is kept), one never valid counts for
-// nothing. Parses each object version once.
+// nothing. Reads and parses each object version once: the informer's versions tell what changed,
+// and only those objects are read (the operator's allowlist cache is compact, and reading an
+// object from it parses it).
 class ControlPlane::AllowlistTracker {
  public:
-  std::vector<op::Allowlist> current(const std::vector<ObjectPtr>& objects) {
+  std::vector<op::Allowlist> current(const kube::Informer& informer) {
     std::lock_guard<std::mutex> lock(mutex_);
     std::map<std::string, Entry> next;
-    for (const ObjectPtr& object : objects) {
-      const json& metadata = field(*object, "metadata");
-      std::string key = text(field(metadata, "namespace")) + "/" + text(field(metadata, "name"));
-      std::string uid = text(field(metadata, "uid"));
+    for (const kube::CachedVersion& cached : informer.versions()) {
+      auto previous = entries_.find(cached.key);
+      if (previous != entries_.end() && previous->second.version == cached.resource_version &&
+          !cached.resource_version.empty()) {
+        // The same version is the same object, uid included.
+        next.emplace(cached.key, std::move(previous->second));
+        continue;
+      }
+      const ObjectPtr object = informer.get(cached.key);
+      // Deleted since the versions were read: it is gone.
+      if (!object) continue;
+      const std::string& key = cached.key;
+      std::string uid = text(field(field(*object, "metadata"), "uid"));
       std::string version = resourceVersion(*object);
       Entry entry;
-      auto previous = entries_.find(key);
       if (previous != entries_.end() && previous->second.uid == uid) {
-        entry = previous->second;
+        entry = std::move(previous->second);
       }
       entry.uid = uid;
       if (entry.version != version || entry.version.empty()) {
@@ -212,7 +222,7 @@ std::optional<ClusterInputs> ControlPlane::inputs() {
   in.endpoint_slices = listAll(*informers_.endpoint_slices);
   in.pods = listAll(*informers_.pods);
   in.namespaces = listAll(*informers_.namespaces);
-  in.allowlists = allowlists_->current(listAll(*informers_.allowlists));
+  in.allowlists = allowlists_->current(*informers_.allowlists);
   return in;
 }
 

@@ -69,8 +69,9 @@ Status validateControllerOptions(const ControllerOptions& options);
 
 // picket-operator's wiring. Informers watch ServiceAllowlists, Namespaces and the generated
 // policies (only objects labelled app.kubernetes.io/managed-by=picket; the policy caches keep them
-// slimmed, see slimPolicy); their events become work queue keys, one per namespace (see Reconciler
-// for why), and N workers reconcile them:
+// slimmed, see slimPolicy; the allowlist and policy caches are compact, indexed by service, so a
+// reconcile of some services parses only theirs); their events become work queue keys, one per
+// namespace (see Reconciler for why), and N workers reconcile them:
 //   - an allowlist event queues its namespace, for the services it protected before and after;
 //   - a policy event queues its namespace (whose allowlists own it), for its service;
 //   - a namespace event (added, deleted, labels or terminating state changed) queues that
@@ -118,6 +119,11 @@ class Controller : public ClusterCache {
   std::vector<kube::ObjectPtr> allowlists(std::string_view ns) const override;
   std::shared_ptr<const std::vector<nlohmann::json>> namespaces() const override;
   std::vector<kube::ObjectPtr> policies(std::string_view ns) const override;
+  std::vector<kube::ObjectPtr> allowlistsFor(std::string_view ns,
+                                             const std::set<std::string>& services) const override;
+  std::vector<std::string> allowlistNames(std::string_view ns) const override;
+  std::vector<kube::ObjectPtr> policiesFor(std::string_view ns,
+                                           const std::set<std::string>& services) const override;
 
  private:
   Controller(kube::Client& client, kube::Clock& clock, ControllerOptions options);

@@ -103,6 +103,36 @@ std::string failureHint(const Error& error) {
 
 }  // namespace
 
+std::vector<kube::ObjectPtr> ClusterCache::allowlistsFor(
+    std::string_view ns, const std::set<std::string>& services) const {
+  std::vector<kube::ObjectPtr> objects = allowlists(ns);
+  std::erase_if(objects, [&](const kube::ObjectPtr& object) {
+    if (!object) return true;
+    const std::optional<std::string> service = protectedService(*object);
+    return service && !services.contains(*service);
+  });
+  return objects;
+}
+
+std::vector<std::string> ClusterCache::allowlistNames(std::string_view ns) const {
+  std::vector<std::string> names;
+  for (const kube::ObjectPtr& object : allowlists(ns)) {
+    if (object) names.push_back(metadataString(*object, "name"));
+  }
+  return names;
+}
+
+std::vector<kube::ObjectPtr> ClusterCache::policiesFor(
+    std::string_view ns, const std::set<std::string>& services) const {
+  std::vector<kube::ObjectPtr> objects = policies(ns);
+  std::erase_if(objects, [&](const kube::ObjectPtr& object) {
+    if (!object) return true;
+    const std::optional<std::string> service = policyService(*object);
+    return service && !services.contains(*service);
+  });
+  return objects;
+}
+
 const kube::Resource& allowlistResource() {
   static const kube::Resource kResource{std::string(kAllowlistGroup), "v1alpha1",
                                         std::string(kAllowlistPlural), std::string(kAllowlistKind),
@@ -218,25 +248,32 @@ ReconcileResult Reconciler::reconcile(const std::string& ns,
 
   // Allowlists being deleted are planned as if gone: their policies follow them (the garbage
   // collector, or the applier for a policy merged with others).
-  std::vector<json> objects;
+  // Planned by pointer: `by_name` holds the cached objects for the whole reconcile, and copying
+  // them was most of a large reconcile's memory.
+  std::vector<const json*> objects;
   std::map<std::string, kube::ObjectPtr> by_name;
   // Every allowlist of the namespace, and those of the reconciled part (being deleted or not),
   // by name: what the allowlists gauge keeps of the rest.
   std::set<std::string> present;
   std::set<std::string> scoped;
-  for (const kube::ObjectPtr& object : cache_.allowlists(ns)) {
+  if (services) {
+    for (std::string& name : cache_.allowlistNames(ns)) present.insert(std::move(name));
+  }
+  for (const kube::ObjectPtr& object :
+       services ? cache_.allowlistsFor(ns, *services) : cache_.allowlists(ns)) {
     if (!object) continue;
     const std::string name = metadataString(*object, "name");
     present.insert(name);
     if (!in_scope(protectedService(*object))) continue;
     scoped.insert(name);
     if (beingDeleted(*object)) continue;
-    objects.push_back(*object);
+    objects.push_back(object.get());
     by_name[name] = object;
   }
   const std::shared_ptr<const std::vector<json>> namespaces = cache_.namespaces();
-  const Plan plan = op::plan(objects, *namespaces, config_);
-  std::vector<kube::ObjectPtr> actual = cache_.policies(ns);
+  const Plan plan = planFromPointers(objects, *namespaces, config_);
+  std::vector<kube::ObjectPtr> actual =
+      services ? cache_.policiesFor(ns, *services) : cache_.policies(ns);
   if (services) {
     std::erase_if(actual, [&](const kube::ObjectPtr& object) {
       return object && !in_scope(policyService(*object));

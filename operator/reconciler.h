@@ -38,6 +38,19 @@ class ClusterCache {
   virtual std::shared_ptr<const std::vector<nlohmann::json>> namespaces() const = 0;
   // The generated policy objects (every kind of the backend) of namespace `ns`.
   virtual std::vector<kube::ObjectPtr> policies(std::string_view ns) const = 0;
+
+  // What a reconcile of part of a namespace reads (Reconciler::reconcile with `services`). The
+  // defaults filter the whole lists above; an implementation over indexed caches reads only the
+  // part, so a change costs the changed services, not the namespace.
+  //
+  // The allowlists of `ns` whose protectedService() is one of `services`, or nullopt.
+  virtual std::vector<kube::ObjectPtr> allowlistsFor(std::string_view ns,
+                                                     const std::set<std::string>& services) const;
+  // The names of every allowlist of `ns`.
+  virtual std::vector<std::string> allowlistNames(std::string_view ns) const;
+  // The generated policies of `ns` whose policyService() is one of `services`, or nullopt.
+  virtual std::vector<kube::ObjectPtr> policiesFor(std::string_view ns,
+                                                   const std::set<std::string>& services) const;
 };
 
 // controller-runtime's Result: what the work queue does with the key after a reconcile.
