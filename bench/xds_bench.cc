@@ -15,13 +15,10 @@
 // Usage: xds_bench [--services=1000] [--endpoints=10] [--envoys=50] [--proxies=500]
 //                  [--changes=20] [--cluster-services=20]
 
-#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <glog/logging.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -48,6 +45,8 @@
 #include "operator/allowlist.h"
 #include "test/e2e/harness/process.h"
 #include "test/integration/cluster_env.h"
+#include "test/support/files.h"
+#include "test/support/ports.h"
 #include "webhook/bootstrap.h"
 #include "webhook/config.h"
 
@@ -202,22 +201,6 @@ void snapshotBuildTime(const Options& options) {
 // --- Processes, ports, HTTP
 // -----------------------------------------------------------------------
 
-// A TCP port nothing listens on now (the kernel's pick; free again once closed).
-uint16_t freePort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof(address);
-  uint16_t port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0) {
-    port = ntohs(address.sin_port);
-  }
-  ::close(fd);
-  return port;
-}
-
 size_t appendBody(char* data, size_t size, size_t count, void* out) {
   static_cast<std::string*>(out)->append(data, size * count);
   return size * count;
@@ -255,11 +238,6 @@ double residentMib(pid_t pid) {
   return 0;
 }
 
-std::string readText(const std::string& path) {
-  std::ifstream in(path);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
 // Waits up to `timeout` for `done`, checking every `interval`.
 bool waitUntil(const std::function<bool()>& done, std::chrono::milliseconds timeout,
                std::chrono::milliseconds interval = std::chrono::milliseconds(20)) {
@@ -282,7 +260,9 @@ Result<OperatorUnderTest> startOperator(const std::string& ns, const std::string
                                         const std::string& injector_config,
                                         const std::string& dir) {
   OperatorUnderTest op;
-  op.xds_port = freePort();
+  auto port = test_support::freePort();
+  if (!port) return makeError(std::move(port.error()));
+  op.xds_port = static_cast<uint16_t>(*port);
   op.log_path = dir + "/operator.log";
   e2e::SpawnSpec spec;
   spec.argv = {PICKET_OPERATOR_BINARY,
@@ -300,11 +280,15 @@ Result<OperatorUnderTest> startOperator(const std::string& ns, const std::string
   if (!process) return makeError(std::move(process.error()));
   op.process = std::move(*process);
   const std::string expected = "serving REST xDS on 127.0.0.1:" + std::to_string(op.xds_port);
-  if (!waitUntil([&] { return readText(op.log_path).find(expected) != std::string::npos; },
-                 std::chrono::seconds(30), std::chrono::milliseconds(50))) {
-    return makeError(
-        ErrorCode::kTimeout,
-        "picket-operator did not serve xDS within 30 s; its log:\n" + readText(op.log_path));
+  if (!waitUntil(
+          [&] {
+            return test_support::readFile(op.log_path).value_or("").find(expected) !=
+                   std::string::npos;
+          },
+          std::chrono::seconds(30), std::chrono::milliseconds(50))) {
+    return makeError(ErrorCode::kTimeout,
+                     "picket-operator did not serve xDS within 30 s; its log:\n" +
+                         test_support::readFile(op.log_path).value_or(""));
   }
   return op;
 }
@@ -319,10 +303,12 @@ Result<Envoy> startEnvoy(const webhook::Config& base, const std::string& node_id
                          const std::string& dir) {
   webhook::Config config = base;
   Envoy envoy;
-  envoy.admin_port = freePort();
+  auto ports = test_support::freePorts(3);
+  if (!ports) return makeError(std::move(ports.error()));
+  envoy.admin_port = static_cast<uint16_t>((*ports)[0]);
   config.proxy.ports.admin = envoy.admin_port;
-  config.proxy.ports.prometheus = freePort();
-  config.proxy.ports.readiness = freePort();
+  config.proxy.ports.prometheus = (*ports)[1];
+  config.proxy.ports.readiness = (*ports)[2];
   e2e::SpawnSpec spec;
   spec.argv = {PICKET_ENVOY_BINARY,
                "--config-yaml",
@@ -553,7 +539,12 @@ int againstCluster(const Options& options) {
   const integration::TempDir dir;
   webhook::Config injector;
   injector.xds.host = "127.0.0.1";
-  injector.xds.port = freePort();
+  auto injector_port = test_support::freePort();
+  if (!injector_port) {
+    std::cerr << "xds_bench: " << injector_port.error().describe() << "\n";
+    return 1;
+  }
+  injector.xds.port = *injector_port;
   const std::string injector_path = dir.file("injector.yaml");
   {
     std::ofstream out(injector_path);
@@ -584,9 +575,11 @@ int againstCluster(const Options& options) {
     if (!waitUntil([&] { return membership(envoys[i], watched) == kEndpoints; },
                    std::chrono::seconds(120), std::chrono::milliseconds(100))) {
       std::cerr << "xds_bench: Envoy " << i << " never got " << watched << "; its log:\n"
-                << readText(dir.path() + "/envoy-" + std::to_string(i) + "." + ns + ".log")
+                << test_support::readFile(dir.path() + "/envoy-" + std::to_string(i) + "." + ns +
+                                          ".log")
+                       .value_or("")
                 << "\noperator log:\n"
-                << readText(op->log_path);
+                << test_support::readFile(op->log_path).value_or("");
       return 1;
     }
   }

@@ -1,6 +1,5 @@
 #include "test/integration/cluster_env.h"
 
-#include <openssl/evp.h>
 #include <stdlib.h>
 
 #include <cctype>
@@ -16,6 +15,7 @@
 #include "kube/credential_sources.h"
 #include "kube/curl_transport.h"
 #include "kube/errors.h"
+#include "kube/internal/text.h"
 
 namespace picket::integration {
 
@@ -31,15 +31,6 @@ ClusterEnvironment* const registered_environment =
 // The key in which the API server's compactor records the revision it compacted etcd at
 // (k8s.io/apiserver/pkg/storage/etcd3/compact.go); its watch caches follow this key.
 constexpr char kCompactRevisionKey[] = "compact_rev_key";
-
-std::string base64(const std::string& bytes) {
-  std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
-  const int length = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                     reinterpret_cast<const unsigned char*>(bytes.data()),
-                                     static_cast<int>(bytes.size()));
-  out.resize(static_cast<size_t>(length));
-  return out;
-}
 
 std::string trim(const std::string& text) {
   const auto first = text.find_first_not_of(" \t\r\n");
@@ -214,7 +205,7 @@ Result<json> ClusterEnvironment::etcdPost(const std::string& path, const json& b
 }
 
 Result<std::int64_t> ClusterEnvironment::compactEtcd() {
-  const std::string key = base64(kCompactRevisionKey);
+  const std::string key = kube::internal::base64Encode(kCompactRevisionKey);
   auto range = etcdPost("/v3/kv/range", {{"key", key}});
   if (!range) return makeError(std::move(range.error()));
   auto current = headerRevision(*range, "range");
@@ -225,12 +216,15 @@ Result<std::int64_t> ClusterEnvironment::compactEtcd() {
   // (which starts at that version + 1, the first write here) is refused with 410. Each write
   // records a revision that is already history, so the API server never believes a revision is
   // compacted that etcd still holds.
-  auto first = etcdPost("/v3/kv/put", {{"key", key}, {"value", base64(std::to_string(*current))}});
+  auto first =
+      etcdPost("/v3/kv/put",
+               {{"key", key}, {"value", kube::internal::base64Encode(std::to_string(*current))}});
   if (!first) return makeError(std::move(first.error()));
   auto first_revision = headerRevision(*first, "put");
   if (!first_revision) return makeError(std::move(first_revision.error()));
-  auto second =
-      etcdPost("/v3/kv/put", {{"key", key}, {"value", base64(std::to_string(*first_revision))}});
+  auto second = etcdPost(
+      "/v3/kv/put",
+      {{"key", key}, {"value", kube::internal::base64Encode(std::to_string(*first_revision))}});
   if (!second) return makeError(std::move(second.error()));
   auto target = headerRevision(*second, "put");
   if (!target) return makeError(std::move(target.error()));
@@ -274,29 +268,6 @@ void ClusterTest::TearDown() {
 
 std::string sourcePath(const std::string& relative) {
   return std::string(PICKET_SOURCE_DIR) + "/" + relative;
-}
-
-Result<std::string> readFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return makeError(ErrorCode::kIo, "cannot read " + path);
-  std::ostringstream content;
-  content << in.rdbuf();
-  if (in.bad()) return makeError(ErrorCode::kIo, "error reading " + path);
-  return content.str();
-}
-
-Status writeFile(const std::string& path, const std::string& content, unsigned mode) {
-  {
-    std::ofstream out(path, std::ios::binary | std::ios::trunc);
-    out << content;
-    out.close();
-    if (!out) return makeError(ErrorCode::kIo, "cannot write " + path);
-  }
-  std::error_code error;
-  std::filesystem::permissions(path, static_cast<std::filesystem::perms>(mode),
-                               std::filesystem::perm_options::replace, error);
-  if (error) return makeError(ErrorCode::kIo, "chmod " + path + ": " + error.message());
-  return ok();
 }
 
 TempDir::TempDir() {

@@ -13,6 +13,7 @@
 #include "kube/client.h"
 #include "kube/config.h"
 #include "kube/transport.h"
+#include "test/support/files.h"
 
 namespace picket::integration {
 
@@ -109,10 +110,9 @@ class ClusterTest : public ::testing::Test {
 // test finds its fixtures wherever it is run from.
 std::string sourcePath(const std::string& relative);
 
-// Reads a file whole; kIo naming the path when it cannot.
-Result<std::string> readFile(const std::string& path);
-// Writes `content` to `path` (replacing it) with the given permission bits.
-Status writeFile(const std::string& path, const std::string& content, unsigned mode = 0644);
+// Whole-file reads and writes (test/support/files.h), under the names the tests use.
+using test_support::readFile;
+using test_support::writeFile;
 
 // A fresh folder under $TMPDIR (or /tmp) for one test's files, removed with everything in it when
 // the object goes away.

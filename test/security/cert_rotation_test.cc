@@ -27,11 +27,13 @@
 #include <vector>
 
 #include "test/integration/cluster_env.h"
-#include "test/security/program.h"
+#include "test/support/program.h"
 #include "test/unit/common/http_test_support.h"
 
 namespace picket::security {
 namespace {
+
+using test_support::Program;
 
 using integration::cluster;
 using integration::ClusterTest;

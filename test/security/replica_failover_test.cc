@@ -22,24 +22,26 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <openssl/evp.h>
 #include <signal.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <mutex>
-#include <random>
 #include <regex>
 #include <thread>
 #include <vector>
 
 #include "test/integration/cluster_env.h"
-#include "test/security/program.h"
+#include "test/integration/webhook_fixture.h"
+#include "test/support/names.h"
+#include "test/support/program.h"
 #include "test/unit/common/http_test_support.h"
 
 namespace picket::security {
 namespace {
+
+using test_support::Program;
 
 using integration::cluster;
 using integration::ClusterTest;
@@ -48,50 +50,10 @@ using kube::json;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-const kube::Resource kWebhookConfigurations{"admissionregistration.k8s.io", "v1",
-                                            "mutatingwebhookconfigurations",
-                                            "MutatingWebhookConfiguration", false};
 const kube::Resource kServiceAccounts{"", "v1", "serviceaccounts", "ServiceAccount", true};
 constexpr char kRunLabel[] = "test.picket.dev/failover-run";
 // Threads creating pods back to back: also the most creations in flight at any moment.
 constexpr int kCreators = 4;
-
-std::string base64(const std::string& data) {
-  std::string out(4 * ((data.size() + 2) / 3), '\0');
-  const int written = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                      reinterpret_cast<const unsigned char*>(data.data()),
-                                      static_cast<int>(data.size()));
-  out.resize(static_cast<std::size_t>(written));
-  return out;
-}
-
-std::string randomSuffix() {
-  std::random_device random;
-  const char* digits = "0123456789abcdefghijklmnopqrstuvwxyz";
-  std::string out;
-  for (int i = 0; i < 8; ++i) out += digits[random() % 36];
-  return out;
-}
-
-bool hasNamed(const json& pod, const char* list, std::string_view name) {
-  if (!pod["spec"].contains(list)) return false;
-  for (const json& container : pod["spec"][list]) {
-    if (container.value("name", "") == name) return true;
-  }
-  return false;
-}
-
-bool isInjected(const json& pod) {
-  return hasNamed(pod, "containers", "picket-proxy") &&
-         hasNamed(pod, "initContainers", "picket-init");
-}
-
-json podManifest(const std::string& name) {
-  return {{"apiVersion", "v1"},
-          {"kind", "Pod"},
-          {"metadata", {{"name", name}, {"labels", {{"app.kubernetes.io/name", "web"}}}}},
-          {"spec", {{"containers", {{{"name", "web"}, {"image", "nginx:1.27"}}}}}}};
-}
 
 class ReplicaFailoverTest : public ClusterTest {
  protected:
@@ -99,7 +61,8 @@ class ReplicaFailoverTest : public ClusterTest {
     // First, whatever happened: a configuration with failurePolicy Fail must not outlive the
     // webhooks (it only matches this run's namespace, but still).
     if (!configuration_.empty()) {
-      auto removed = client().remove(kWebhookConfigurations, "", configuration_);
+      auto removed =
+          client().remove(kube::resources::kMutatingWebhookConfigurations, "", configuration_);
       EXPECT_TRUE(removed || removed.error().code == ErrorCode::kNotFound)
           << removed.error().describe();
     }
@@ -148,31 +111,15 @@ TEST_F(ReplicaFailoverTest, KillingOneReplicaFailsOnlyInFlightCreations) {
       << replicas[1]->log();
 
   // This run's namespace opted in, and a configuration that matches only it.
-  const std::string run = randomSuffix();
+  const std::string run = test_support::randomSuffix();
   ASSERT_TRUE(client().patch(
       kube::resources::kNamespaces, "", ns(), kube::PatchType::kMerge,
       {{"metadata", {{"labels", {{"picket.dev/inject", "enabled"}, {kRunLabel, run}}}}}}));
   configuration_ = "picket-failover-" + run;
-  const json configuration = {{"apiVersion", "admissionregistration.k8s.io/v1"},
-                              {"kind", "MutatingWebhookConfiguration"},
-                              {"metadata", {{"name", configuration_}}},
-                              {"webhooks",
-                               {{{"name", "inject.picket.dev"},
-                                 {"admissionReviewVersions", {"v1"}},
-                                 {"sideEffects", "None"},
-                                 {"failurePolicy", "Fail"},
-                                 {"timeoutSeconds", 10},
-                                 {"clientConfig",
-                                  {{"url", "https://127.0.0.1:" + std::to_string(port) + "/mutate"},
-                                   {"caBundle", base64(ca.certPem())}}},
-                                 {"rules",
-                                  {{{"operations", {"CREATE"}},
-                                    {"apiGroups", {""}},
-                                    {"apiVersions", {"v1"}},
-                                    {"resources", {"pods"}},
-                                    {"scope", "Namespaced"}}}},
-                                 {"namespaceSelector", {{"matchLabels", {{kRunLabel, run}}}}}}}}};
-  ASSERT_TRUE(client().create(kWebhookConfigurations, "", configuration));
+  const json configuration = integration::podWebhookConfiguration(
+      configuration_, "https://127.0.0.1:" + std::to_string(port) + "/mutate", ca.certPem(),
+      {{"matchLabels", {{kRunLabel, run}}}});
+  ASSERT_TRUE(client().create(kube::resources::kMutatingWebhookConfigurations, "", configuration));
   ASSERT_TRUE(
       waitFor([&] { return client().get(kServiceAccounts, ns(), "default").has_value(); }, 60s));
   // The API server reads configurations and namespace labels from caches of its own: wait until
@@ -181,8 +128,9 @@ TEST_F(ReplicaFailoverTest, KillingOneReplicaFailsOnlyInFlightCreations) {
   dry_run.dry_run = true;
   ASSERT_TRUE(waitFor(
       [&] {
-        auto created = client().create(kube::resources::kPods, ns(), podManifest("probe"), dry_run);
-        return created && isInjected(*created);
+        auto created = client().create(kube::resources::kPods, ns(),
+                                       integration::podManifest("probe"), dry_run);
+        return created && integration::isInjected(*created);
       },
       60s))
       << replicas[0]->log() << replicas[1]->log();
@@ -204,7 +152,8 @@ TEST_F(ReplicaFailoverTest, KillingOneReplicaFailsOnlyInFlightCreations) {
       while (!stop.load()) {
         const std::string name = "pod-" + std::to_string(next_pod++);
         const auto start = Clock::now();
-        auto created = client().create(kube::resources::kPods, ns(), podManifest(name));
+        auto created =
+            client().create(kube::resources::kPods, ns(), integration::podManifest(name));
         std::lock_guard lock(mu);
         attempts.push_back({start, Clock::now(), created.has_value(),
                             created ? std::string() : created.error().describe()});
@@ -265,7 +214,7 @@ TEST_F(ReplicaFailoverTest, KillingOneReplicaFailsOnlyInFlightCreations) {
   ASSERT_TRUE(pods) << pods.error().describe();
   EXPECT_EQ(static_cast<long>(pods->items.size()), succeeded());
   for (const json& pod : pods->items) {
-    EXPECT_TRUE(isInjected(pod)) << pod["metadata"].value("name", "");
+    EXPECT_TRUE(integration::isInjected(pod)) << pod["metadata"].value("name", "");
   }
   EXPECT_EQ(replicas[1 - victim]->stop(SIGTERM), 0) << replicas[1 - victim]->log();
 }

@@ -18,10 +18,12 @@
 
 #include "kube/internal/text.h"
 #include "test/integration/cluster_env.h"
-#include "test/security/program.h"
+#include "test/support/program.h"
 
 namespace picket::security {
 namespace {
+
+using test_support::Program;
 
 using integration::cluster;
 using integration::ClusterTest;

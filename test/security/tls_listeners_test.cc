@@ -24,12 +24,15 @@
 #include <vector>
 
 #include "test/integration/cluster_env.h"
-#include "test/security/program.h"
 #include "test/security/tls_probe.h"
+#include "test/support/names.h"
+#include "test/support/program.h"
 #include "test/unit/common/http_test_support.h"
 
 namespace picket::security {
 namespace {
+
+using test_support::Program;
 
 using integration::cluster;
 using ::testing::AnyOf;
@@ -38,14 +41,6 @@ using ::testing::StartsWith;
 using namespace std::chrono_literals;
 
 constexpr auto kStart = 60s;
-
-std::string randomSuffix() {
-  std::random_device random;
-  const char* digits = "0123456789abcdefghijklmnopqrstuvwxyz";
-  std::string out;
-  for (int i = 0; i < 8; ++i) out += digits[random() % 36];
-  return out;
-}
 
 const char* keyName(KeyType type) { return type == KeyType::kRsa2048 ? "rsa" : "ec"; }
 
@@ -61,7 +56,7 @@ struct Listener {
 // The programs for every listener, started once for the binary.
 struct Suite {
   integration::TempDir dir;
-  std::string run = randomSuffix();
+  std::string run = test_support::randomSuffix();
   std::vector<std::unique_ptr<Program>> programs;
   std::vector<Listener> listeners;
   int metrics_port = 0;

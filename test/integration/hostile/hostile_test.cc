@@ -8,18 +8,12 @@
 // value) and uses failurePolicy Fail, so a webhook that stopped answering fails the check that
 // follows every case instead of letting pods through unnoticed.
 
-#include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
-#include <random>
-#include <regex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -28,10 +22,8 @@
 #include "test/integration/calico_crds.h"
 #include "test/integration/cluster_env.h"
 #include "test/integration/operator/operator_fixture.h"
+#include "test/integration/webhook_fixture.h"
 #include "test/unit/common/http_test_support.h"
-#include "webhook/admission.h"
-
-extern char** environ;
 
 namespace picket::integration {
 namespace {
@@ -41,9 +33,6 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 using namespace std::chrono_literals;
 
-const kube::Resource kWebhookConfigurations{"admissionregistration.k8s.io", "v1",
-                                            "mutatingwebhookconfigurations",
-                                            "MutatingWebhookConfiguration", false};
 const kube::Resource kServiceAccounts{"", "v1", "serviceaccounts", "ServiceAccount", true};
 const kube::Resource kAllowlists{"picket.dev", "v1alpha1", "serviceallowlists", "ServiceAllowlist",
                                  true};
@@ -54,112 +43,8 @@ constexpr auto kSettle = 60s;
 // The API server's limit on the total size of an object's annotations (keys and values).
 constexpr std::size_t kAnnotationLimit = 256 * 1024;
 
-std::string randomSuffix() {
-  std::random_device random;
-  const char* digits = "0123456789abcdefghijklmnopqrstuvwxyz";
-  std::string out;
-  for (int i = 0; i < 8; ++i) out += digits[random() % 36];
-  return out;
-}
-
-// picket-webhook as a child process on a free port of 127.0.0.1, its output in a file.
-class WebhookChild {
- public:
-  WebhookChild(std::vector<std::string> args, std::string log)
-      : args_(std::move(args)), log_(std::move(log)) {}
-  ~WebhookChild() { stop(); }
-  WebhookChild(const WebhookChild&) = delete;
-  WebhookChild& operator=(const WebhookChild&) = delete;
-
-  // Starts it and waits until its log names the port; the port, or 0.
-  int start() {
-    std::vector<char*> argv;
-    for (std::string& arg : args_) argv.push_back(arg.data());
-    argv.push_back(nullptr);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log_.c_str(),
-                                     O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
-    const int spawned = posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    if (spawned != 0) {
-      pid_ = -1;
-      return 0;
-    }
-    // A child process tells its port only in its log.
-    const std::regex serving("serving on 127\\.0\\.0\\.1:([0-9]+)");
-    int port = 0;
-    waitFor(
-        [&] {
-          std::smatch match;
-          const std::string text = log();
-          if (std::regex_search(text, match, serving)) port = std::stoi(match[1]);
-          return port != 0 || !running();
-        },
-        30s);
-    return port;
-  }
-
-  bool running() {
-    if (pid_ <= 0) return false;
-    int status = 0;
-    if (waitpid(pid_, &status, WNOHANG) == 0) return true;
-    pid_ = -1;
-    return false;
-  }
-
-  // SIGTERM, then SIGKILL after 10 s.
-  void stop() {
-    if (pid_ <= 0) return;
-    kill(pid_, SIGTERM);
-    int status = 0;
-    if (!waitFor([&] { return waitpid(pid_, &status, WNOHANG) == pid_; }, 10s)) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, &status, 0);
-    }
-    pid_ = -1;
-  }
-
-  std::string log() const { return readFile(log_).value_or(std::string()); }
-
- private:
-  std::vector<std::string> args_;
-  std::string log_;
-  pid_t pid_ = -1;
-};
-
-// Suite-wide: the serving certificate, the webhook, and the configuration that points at it.
-struct WebhookSuite {
-  TempDir dir;
-  http::testing::TestCa ca{"picket-hostile-test-ca"};
-  std::string run_id = randomSuffix();
-  std::string configuration_name = "picket-hostile-test-" + run_id;
-  std::unique_ptr<WebhookChild> webhook;
-  int port = 0;
-};
+// Suite-wide: the webhook, and the name of the configuration that points at it.
 WebhookSuite* suite = nullptr;
-
-json podManifest(const std::string& name) {
-  return {{"apiVersion", "v1"},
-          {"kind", "Pod"},
-          {"metadata", {{"name", name}, {"labels", {{"app.kubernetes.io/name", "web"}}}}},
-          {"spec", {{"containers", {{{"name", "web"}, {"image", "nginx:1.27"}}}}}}};
-}
-
-bool hasContainer(const json& pod, const char* list, std::string_view name) {
-  const json& spec = pod["spec"];
-  if (!spec.contains(list)) return false;
-  for (const json& container : spec[list]) {
-    if (container.value("name", "") == name) return true;
-  }
-  return false;
-}
-
-bool isInjected(const json& pod) {
-  return hasContainer(pod, "containers", "picket-proxy") &&
-         hasContainer(pod, "initContainers", "picket-init");
-}
 
 // Picket's two containers as text, to search for what an annotation tried to smuggle in.
 std::string picketContainers(const json& pod) {
@@ -188,30 +73,9 @@ json reviewOf(const std::string& uid, const std::string& ns, const json& pod) {
 
 class HostileWebhookTest : public ClusterTest {
  protected:
-  static void SetUpTestSuite() {
-    suite = new WebhookSuite;
-    http::testing::CertifiedKey serving = suite->ca.issue("picket-webhook");
-    const std::string cert = suite->dir.file("tls.crt");
-    const std::string key = suite->dir.file("tls.key");
-    const std::string config = suite->dir.file("config.yaml");
-    ASSERT_TRUE(writeFile(cert, serving.cert_pem));
-    ASSERT_TRUE(writeFile(key, serving.key_pem, 0600));
-    ASSERT_TRUE(writeFile(suite->dir.file("ca.crt"), suite->ca.certPem()));
-    Result<std::string> config_text = readFile(sourcePath("test/fixtures/webhook/config.yaml"));
-    ASSERT_TRUE(config_text) << config_text.error().describe();
-    ASSERT_TRUE(writeFile(config, *config_text));
-    suite->webhook = std::make_unique<WebhookChild>(
-        std::vector<std::string>{PICKET_WEBHOOK_BIN, "--config", config, "--tls-cert", cert,
-                                 "--tls-key", key, "--listen", "127.0.0.1:0", "--kubeconfig",
-                                 cluster().kubeconfigPath()},
-        suite->dir.file("webhook.log"));
-  }
+  static void SetUpTestSuite() { suite = new WebhookSuite("picket-hostile-test"); }
 
   static void TearDownTestSuite() {
-    if (suite == nullptr) return;
-    auto removed = cluster().client().remove(kWebhookConfigurations, "", suite->configuration_name);
-    EXPECT_TRUE(removed || removed.error().code == ErrorCode::kNotFound)
-        << removed.error().describe();
     delete suite;
     suite = nullptr;
   }
@@ -221,10 +85,8 @@ class HostileWebhookTest : public ClusterTest {
   void SetUp() override {
     ClusterTest::SetUp();
     if (HasFatalFailure()) return;
-    if (!suite->webhook->running()) {
-      suite->port = suite->webhook->start();
-      ASSERT_NE(suite->port, 0) << "picket-webhook did not start:\n" << suite->webhook->log();
-    }
+    Status started = suite->webhook.start();
+    ASSERT_TRUE(started) << started.error().describe();
     ASSERT_TRUE(registerWebhook());
     ASSERT_TRUE(waitFor([&] { return client().get(kServiceAccounts, ns(), "default").has_value(); },
                         kSettle))
@@ -235,37 +97,20 @@ class HostileWebhookTest : public ClusterTest {
     ASSERT_TRUE(patched) << patched.error().describe();
     ASSERT_TRUE(waitFor([&] { return dryRunInjects(); }, kSettle))
         << "the API server never called the webhook for " << ns() << ":\n"
-        << suite->webhook->log();
+        << suite->webhook.log();
   }
 
   Status registerWebhook() {
-    const json configuration = {
-        {"apiVersion", "admissionregistration.k8s.io/v1"},
-        {"kind", "MutatingWebhookConfiguration"},
-        {"metadata", {{"name", suite->configuration_name}}},
-        {"webhooks",
-         {{{"name", "inject.picket.dev"},
-           {"admissionReviewVersions", {"v1"}},
-           {"sideEffects", "None"},
-           {"failurePolicy", "Fail"},
-           {"timeoutSeconds", 10},
-           {"clientConfig",
-            {{"url", "https://127.0.0.1:" + std::to_string(suite->port) + "/mutate"},
-             {"caBundle", webhook::base64Encode(suite->ca.certPem())}}},
-           {"rules",
-            {{{"operations", {"CREATE"}},
-              {"apiGroups", {""}},
-              {"apiVersions", {"v1"}},
-              {"resources", {"pods"}},
-              {"scope", "Namespaced"}}}},
-           {"namespaceSelector",
-            {{"matchExpressions",
-              {{{"key", "picket.dev/inject"}, {"operator", "In"}, {"values", {"enabled"}}},
-               {{"key", kRunLabel}, {"operator", "In"}, {"values", {suite->run_id}}}}}}}}}}};
+    const json configuration = podWebhookConfiguration(
+        suite->configuration_name, suite->webhook.url("/mutate"), suite->webhook.caPem(),
+        {{"matchExpressions",
+          {{{"key", "picket.dev/inject"}, {"operator", "In"}, {"values", {"enabled"}}},
+           {{"key", kRunLabel}, {"operator", "In"}, {"values", {suite->run_id}}}}}});
     kube::ApplyOptions options;
     options.field_manager = "picket-hostile-test";
     options.force = true;
-    auto applied = client().apply(kWebhookConfigurations, "", configuration, options);
+    auto applied =
+        client().apply(kube::resources::kMutatingWebhookConfigurations, "", configuration, options);
     if (!applied) return tl::unexpected(applied.error());
     return ok();
   }
@@ -287,9 +132,9 @@ class HostileWebhookTest : public ClusterTest {
     options.method = "POST";
     options.body = body;
     options.headers = {"Content-Type: application/json"};
-    options.ca_file = suite->dir.file("ca.crt");
+    options.ca_file = suite->webhook.caFile();
     options.timeout = timeout;
-    return curl.perform("https://127.0.0.1:" + std::to_string(suite->port) + "/mutate", options);
+    return curl.perform(suite->webhook.url("/mutate"), options);
   }
 
   // An ordinary review, straight to /mutate, is answered with a patch.
@@ -304,9 +149,9 @@ class HostileWebhookTest : public ClusterTest {
 
   // After a hostile case: the webhook still answers, directly and through the API server.
   void expectStillServing() {
-    ASSERT_TRUE(suite->webhook->running()) << suite->webhook->log();
+    ASSERT_TRUE(suite->webhook.running()) << suite->webhook.log();
     expectServesOrdinaryReview();
-    EXPECT_TRUE(dryRunInjects()) << suite->webhook->log();
+    EXPECT_TRUE(dryRunInjects()) << suite->webhook.log();
   }
 
   // What `kubectl create --raw` printed (the API server's answer and every "Warning: ..." line,

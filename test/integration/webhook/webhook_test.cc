@@ -7,26 +7,18 @@
 // configuration (even one with failurePolicy Fail) can touch no other test's pods. It is deleted
 // at the end whatever happened.
 
-#include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <chrono>
-#include <random>
-#include <regex>
 #include <string>
 #include <vector>
 
 #include "kube/client.h"
 #include "test/integration/cluster_env.h"
+#include "test/integration/webhook_fixture.h"
 #include "test/unit/common/http_test_support.h"
 #include "webhook/admission.h"
-
-extern char** environ;
 
 namespace picket::webhook {
 namespace {
@@ -39,9 +31,6 @@ using kube::json;
 using ::testing::HasSubstr;
 using namespace std::chrono_literals;
 
-const kube::Resource kWebhookConfigurations{"admissionregistration.k8s.io", "v1",
-                                            "mutatingwebhookconfigurations",
-                                            "MutatingWebhookConfiguration", false};
 const kube::Resource kServiceAccounts{"", "v1", "serviceaccounts", "ServiceAccount", true};
 const kube::Resource kDeployments{"apps", "v1", "deployments", "Deployment", true};
 
@@ -50,108 +39,8 @@ constexpr char kRunLabel[] = "test.picket.dev/webhook-run";
 // How long the API server may take to act on a change (a new configuration, a deployment).
 constexpr auto kSettle = 60s;
 
-std::string randomSuffix() {
-  std::random_device random;
-  const char* digits = "0123456789abcdefghijklmnopqrstuvwxyz";
-  std::string out;
-  for (int i = 0; i < 8; ++i) out += digits[random() % 36];
-  return out;
-}
-
-// picket-webhook, run as a child process with its log in a file.
-class WebhookProcess {
- public:
-  WebhookProcess(std::string config, std::string cert, std::string key, std::string log)
-      : config_(std::move(config)),
-        cert_(std::move(cert)),
-        key_(std::move(key)),
-        log_(std::move(log)) {}
-  ~WebhookProcess() { stop(); }
-
-  // Starts it on a free port of 127.0.0.1 and waits until it says which; the port, or 0.
-  int start() {
-    std::vector<std::string> args = {PICKET_WEBHOOK_BIN,
-                                     "--config",
-                                     config_,
-                                     "--tls-cert",
-                                     cert_,
-                                     "--tls-key",
-                                     key_,
-                                     "--listen",
-                                     "127.0.0.1:0",
-                                     "--kubeconfig",
-                                     cluster().kubeconfigPath()};
-    std::vector<char*> argv;
-    argv.reserve(args.size() + 1);
-    for (std::string& arg : args) argv.push_back(arg.data());
-    argv.push_back(nullptr);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log_.c_str(),
-                                     O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
-    const int spawned = posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    if (spawned != 0) {
-      pid_ = -1;
-      return 0;
-    }
-    // The log is all a child process offers to wait on.
-    const std::regex serving("serving on 127\\.0\\.0\\.1:([0-9]+)");
-    int port = 0;
-    waitFor(
-        [&] {
-          std::smatch match;
-          std::string log = log_text();
-          if (std::regex_search(log, match, serving)) port = std::stoi(match[1]);
-          return port != 0 || !running();
-        },
-        30s);
-    return port;
-  }
-
-  bool running() {
-    if (pid_ <= 0) return false;
-    int status = 0;
-    if (waitpid(pid_, &status, WNOHANG) == 0) return true;
-    pid_ = -1;
-    return false;
-  }
-
-  // SIGTERM, then SIGKILL if it has not exited within 10 s; returns the exit status or -1.
-  int stop() {
-    if (pid_ <= 0) return -1;
-    kill(pid_, SIGTERM);
-    int status = -1;
-    const bool exited = waitFor([&] { return waitpid(pid_, &status, WNOHANG) == pid_; }, 10s);
-    if (!exited) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, &status, 0);
-    }
-    pid_ = -1;
-    return exited && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  }
-
-  std::string log_text() const {
-    Result<std::string> text = integration::readFile(log_);
-    return text.value_or(std::string());
-  }
-
- private:
-  std::string config_, cert_, key_, log_;
-  pid_t pid_ = -1;
-};
-
-// Suite-wide: the serving certificate, the running webhook, and the configuration pointing at it.
-struct Suite {
-  TempDir dir;
-  http::testing::TestCa ca{"picket-webhook-test-ca"};
-  std::string run_id = randomSuffix();
-  std::string configuration_name = "picket-webhook-test-" + run_id;
-  std::unique_ptr<WebhookProcess> webhook;
-  int port = 0;
-};
-Suite* suite = nullptr;
+// Suite-wide: the webhook, and the name of the configuration pointing at it.
+integration::WebhookSuite* suite = nullptr;
 
 kube::WriteOptions dryRun() {
   kube::WriteOptions options;
@@ -161,59 +50,20 @@ kube::WriteOptions dryRun() {
 
 std::string podName(const json& pod) { return pod["metadata"].value("name", ""); }
 
-bool hasNamed(const json& pod, const char* list, std::string_view name) {
-  const json& spec = pod["spec"];
-  if (!spec.contains(list)) return false;
-  for (const json& container : spec[list]) {
-    if (container.value("name", "") == name) return true;
-  }
-  return false;
-}
-
-// The stored pod carries Picket's sidecar and init container.
+// The stored pod carries Picket's sidecar and init container, and its status annotation.
 bool isInjected(const json& pod) {
-  return hasNamed(pod, "containers", "picket-proxy") &&
-         hasNamed(pod, "initContainers", "picket-init") &&
+  return integration::isInjected(pod) &&
          pod["metadata"].value("annotations", json::object()).contains("picket.dev/status");
-}
-
-json podManifest(const std::string& name, const std::map<std::string, std::string>& labels = {}) {
-  json pod = {{"apiVersion", "v1"},
-              {"kind", "Pod"},
-              {"metadata", {{"name", name}, {"labels", {{"app.kubernetes.io/name", "web"}}}}},
-              {"spec", {{"containers", {{{"name", "web"}, {"image", "nginx:1.27"}}}}}}};
-  for (const auto& [key, value] : labels) pod["metadata"]["labels"][key] = value;
-  return pod;
 }
 
 class WebhookIntegrationTest : public ClusterTest {
  protected:
-  static void SetUpTestSuite() {
-    suite = new Suite;
-    http::testing::CertifiedKey serving = suite->ca.issue("picket-webhook");
-    const std::string cert = suite->dir.file("tls.crt");
-    const std::string key = suite->dir.file("tls.key");
-    const std::string config = suite->dir.file("config.yaml");
-    ASSERT_TRUE(integration::writeFile(cert, serving.cert_pem));
-    ASSERT_TRUE(integration::writeFile(key, serving.key_pem, 0600));
-    ASSERT_TRUE(integration::writeFile(suite->dir.file("ca.crt"), suite->ca.certPem()));
-    Result<std::string> config_text = integration::readFile(std::string(PICKET_SOURCE_DIR) +
-                                                            "/test/fixtures/webhook/config.yaml");
-    ASSERT_TRUE(config_text) << config_text.error().describe();
-    ASSERT_TRUE(integration::writeFile(config, *config_text));
-    suite->webhook =
-        std::make_unique<WebhookProcess>(config, cert, key, suite->dir.file("webhook.log"));
-  }
+  static void SetUpTestSuite() { suite = new integration::WebhookSuite("picket-webhook-test"); }
 
   static void TearDownTestSuite() {
     if (suite == nullptr) return;
-    // First, whatever happened: a configuration left with failurePolicy Fail would refuse pods
-    // (in namespaces of this run only, but still).
-    auto removed = cluster().client().remove(kWebhookConfigurations, "", suite->configuration_name);
-    EXPECT_TRUE(removed || removed.error().code == ErrorCode::kNotFound)
-        << removed.error().describe();
-    if (suite->webhook != nullptr && suite->webhook->running()) {
-      EXPECT_EQ(suite->webhook->stop(), 0) << webhookLog();
+    if (suite->webhook.running()) {
+      EXPECT_EQ(suite->webhook.stop(), 0) << webhookLog();
     }
     delete suite;
     suite = nullptr;
@@ -225,66 +75,46 @@ class WebhookIntegrationTest : public ClusterTest {
   void SetUp() override {
     ClusterTest::SetUp();
     if (HasFatalFailure()) return;
-    if (!suite->webhook->running()) {
-      suite->port = suite->webhook->start();
-      ASSERT_NE(suite->port, 0) << "picket-webhook did not start:\n" << webhookLog();
-      ASSERT_TRUE(waitFor([] { return readyz() == 200; }, kSettle))
-          << "picket-webhook never became ready:\n"
-          << webhookLog();
-    }
+    Status started = suite->webhook.start();
+    ASSERT_TRUE(started) << started.error().describe();
+    ASSERT_TRUE(waitFor([] { return readyz() == 200; }, kSettle))
+        << "picket-webhook never became ready:\n"
+        << webhookLog();
     ASSERT_TRUE(registerWebhook("Fail"));
     waitForServiceAccount(ns());
   }
 
-  static std::string webhookLog() { return suite->webhook->log_text(); }
+  static std::string webhookLog() { return suite->webhook.log(); }
 
   static long readyz() {
     http::testing::CurlClient client;
     http::testing::CurlOptions options;
-    options.ca_file = suite->dir.file("ca.crt");
-    return client.perform("https://127.0.0.1:" + std::to_string(suite->port) + "/readyz", options)
-        .status;
+    options.ca_file = suite->webhook.caFile();
+    return client.perform(suite->webhook.url("/readyz"), options).status;
   }
 
   // Creates or updates the run's MutatingWebhookConfiguration.
   Status registerWebhook(const std::string& failure_policy) {
-    const std::string ca_bundle = base64Encode(suite->ca.certPem());
-    const json configuration = {
-        {"apiVersion", "admissionregistration.k8s.io/v1"},
-        {"kind", "MutatingWebhookConfiguration"},
-        {"metadata", {{"name", suite->configuration_name}}},
-        {"webhooks",
-         {{{"name", kWebhookName},
-           {"admissionReviewVersions", {"v1"}},
-           {"sideEffects", "None"},
-           {"reinvocationPolicy", "IfNeeded"},
-           {"failurePolicy", failure_policy},
-           {"timeoutSeconds", 5},
-           {"clientConfig",
-            {{"url", "https://127.0.0.1:" + std::to_string(suite->port) + "/mutate"},
-             {"caBundle", ca_bundle}}},
-           {"rules",
-            {{{"operations", {"CREATE"}},
-              {"apiGroups", {""}},
-              {"apiVersions", {"v1"}},
-              {"resources", {"pods"}},
-              {"scope", "Namespaced"}}}},
-           {"namespaceSelector",
-            {{"matchExpressions",
-              {{{"key", "picket.dev/inject"}, {"operator", "In"}, {"values", {"enabled"}}},
-               {{"key", "kubernetes.io/metadata.name"},
-                {"operator", "NotIn"},
-                {"values", {"kube-system", "kube-public"}}},
-               {{"key", kRunLabel}, {"operator", "In"}, {"values", {suite->run_id}}}}}}},
-           {"objectSelector",
-            {{"matchExpressions",
-              {{{"key", "picket.dev/inject"},
-                {"operator", "NotIn"},
-                {"values", {"disabled"}}}}}}}}}}};
+    json configuration = integration::podWebhookConfiguration(
+        suite->configuration_name, suite->webhook.url("/mutate"), suite->webhook.caPem(),
+        {{"matchExpressions",
+          {{{"key", "picket.dev/inject"}, {"operator", "In"}, {"values", {"enabled"}}},
+           {{"key", "kubernetes.io/metadata.name"},
+            {"operator", "NotIn"},
+            {"values", {"kube-system", "kube-public"}}},
+           {{"key", kRunLabel}, {"operator", "In"}, {"values", {suite->run_id}}}}}});
+    json& hook = configuration["webhooks"][0];
+    hook["reinvocationPolicy"] = "IfNeeded";
+    hook["failurePolicy"] = failure_policy;
+    hook["timeoutSeconds"] = 5;
+    hook["objectSelector"] = {
+        {"matchExpressions",
+         {{{"key", "picket.dev/inject"}, {"operator", "NotIn"}, {"values", {"disabled"}}}}}};
     kube::ApplyOptions options;
     options.field_manager = "picket-webhook-integration-test";
     options.force = true;
-    auto applied = client().apply(kWebhookConfigurations, "", configuration, options);
+    auto applied =
+        client().apply(kube::resources::kMutatingWebhookConfigurations, "", configuration, options);
     if (!applied) return tl::unexpected(applied.error());
     return ok();
   }
@@ -300,8 +130,8 @@ class WebhookIntegrationTest : public ClusterTest {
     if (name == "kube-system") return;  // never called there: nothing to wait for
     ASSERT_TRUE(waitFor(
         [&] {
-          auto created =
-              client().create(kube::resources::kPods, name, podManifest("probe"), dryRun());
+          auto created = client().create(kube::resources::kPods, name,
+                                         integration::podManifest("probe"), dryRun());
           return created && isInjected(*created);
         },
         kSettle))
@@ -331,7 +161,7 @@ class WebhookIntegrationTest : public ClusterTest {
 // Tests that a pod created in a labelled namespace is stored with the sidecar and init container.
 TEST_F(WebhookIntegrationTest, InjectsPodInLabelledNamespace) {
   enableNamespace(ns());
-  json pod = createPod(ns(), podManifest("web"));
+  json pod = createPod(ns(), integration::podManifest("web"));
   EXPECT_TRUE(isInjected(pod)) << pod.dump(2);
   EXPECT_EQ(pod["spec"]["containers"][0]["name"], "picket-proxy");
   EXPECT_EQ(pod["spec"]["initContainers"][0]["name"], "picket-init");
@@ -340,8 +170,8 @@ TEST_F(WebhookIntegrationTest, InjectsPodInLabelledNamespace) {
 
 // Tests that a pod in a namespace without picket.dev/inject=enabled is stored as submitted.
 TEST_F(WebhookIntegrationTest, LeavesPodInUnlabelledNamespaceAlone) {
-  json pod = createPod(ns(), podManifest("web"));
-  EXPECT_FALSE(hasNamed(pod, "containers", "picket-proxy")) << pod.dump(2);
+  json pod = createPod(ns(), integration::podManifest("web"));
+  EXPECT_FALSE(integration::hasContainer(pod, "containers", "picket-proxy")) << pod.dump(2);
   EXPECT_FALSE(pod["spec"].contains("initContainers"));
 }
 
@@ -349,8 +179,8 @@ TEST_F(WebhookIntegrationTest, LeavesPodInUnlabelledNamespaceAlone) {
 TEST_F(WebhookIntegrationTest, LeavesKubeSystemAlone) {
   enableNamespace("kube-system");
   const std::string name = "picket-webhook-test-" + suite->run_id;
-  json pod = createPod("kube-system", podManifest(name));
-  EXPECT_FALSE(hasNamed(pod, "containers", "picket-proxy")) << pod.dump(2);
+  json pod = createPod("kube-system", integration::podManifest(name));
+  EXPECT_FALSE(integration::hasContainer(pod, "containers", "picket-proxy")) << pod.dump(2);
   kube::DeleteOptions now;
   now.grace_period_seconds = 0;
   EXPECT_TRUE(client().remove(kube::resources::kPods, "kube-system", name, now));
@@ -363,14 +193,17 @@ TEST_F(WebhookIntegrationTest, LeavesKubeSystemAlone) {
 // Tests that a pod labelled picket.dev/inject=disabled is stored as submitted.
 TEST_F(WebhookIntegrationTest, LeavesDisabledPodAlone) {
   enableNamespace(ns());
-  json pod = createPod(ns(), podManifest("web", {{"picket.dev/inject", "disabled"}}));
-  EXPECT_FALSE(hasNamed(pod, "containers", "picket-proxy")) << pod.dump(2);
+  json manifest = integration::podManifest("web");
+  manifest["metadata"]["labels"]["picket.dev/inject"] = "disabled";
+  json pod = createPod(ns(), manifest);
+  EXPECT_FALSE(integration::hasContainer(pod, "containers", "picket-proxy")) << pod.dump(2);
 }
 
 // Tests that a server-side dry-run create answers with the patched pod and stores nothing.
 TEST_F(WebhookIntegrationTest, PatchesDryRunCreate) {
   enableNamespace(ns());
-  auto created = client().create(kube::resources::kPods, ns(), podManifest("dry"), dryRun());
+  auto created =
+      client().create(kube::resources::kPods, ns(), integration::podManifest("dry"), dryRun());
   ASSERT_TRUE(created) << created.error().describe();
   EXPECT_TRUE(isInjected(*created)) << created->dump(2);
   auto stored = client().get(kube::resources::kPods, ns(), "dry");
@@ -382,15 +215,15 @@ TEST_F(WebhookIntegrationTest, PatchesDryRunCreate) {
 // template is not.
 TEST_F(WebhookIntegrationTest, InjectsDeploymentPodsNotItsTemplate) {
   enableNamespace(ns());
-  const json deployment = {
-      {"apiVersion", "apps/v1"},
-      {"kind", "Deployment"},
-      {"metadata", {{"name", "web"}}},
-      {"spec",
-       {{"replicas", 2},
-        {"selector", {{"matchLabels", {{"app.kubernetes.io/name", "web"}}}}},
-        {"template",
-         {{"metadata", podManifest("")["metadata"]}, {"spec", podManifest("")["spec"]}}}}}};
+  const json deployment = {{"apiVersion", "apps/v1"},
+                           {"kind", "Deployment"},
+                           {"metadata", {{"name", "web"}}},
+                           {"spec",
+                            {{"replicas", 2},
+                             {"selector", {{"matchLabels", {{"app.kubernetes.io/name", "web"}}}}},
+                             {"template",
+                              {{"metadata", integration::podManifest("")["metadata"]},
+                               {"spec", integration::podManifest("")["spec"]}}}}}};
   auto created = client().create(kDeployments, ns(), deployment);
   ASSERT_TRUE(created) << created.error().describe();
 
@@ -420,7 +253,7 @@ TEST_F(WebhookIntegrationTest, InjectsDeploymentPodsNotItsTemplate) {
 // told in an Event on the ReplicaSet.
 TEST_F(WebhookIntegrationTest, RecordsEventOnReplicaSetForSkippedPods) {
   enableNamespace(ns());
-  json template_spec = podManifest("")["spec"];
+  json template_spec = integration::podManifest("")["spec"];
   template_spec["hostNetwork"] = true;
   const json deployment = {
       {"apiVersion", "apps/v1"},
@@ -429,7 +262,8 @@ TEST_F(WebhookIntegrationTest, RecordsEventOnReplicaSetForSkippedPods) {
       {"spec",
        {{"replicas", 1},
         {"selector", {{"matchLabels", {{"app.kubernetes.io/name", "web"}}}}},
-        {"template", {{"metadata", podManifest("")["metadata"]}, {"spec", template_spec}}}}}};
+        {"template",
+         {{"metadata", integration::podManifest("")["metadata"]}, {"spec", template_spec}}}}}};
   ASSERT_TRUE(client().create(kDeployments, ns(), deployment));
 
   json event;
@@ -465,7 +299,7 @@ TEST_F(WebhookIntegrationTest, RecordsEventOnReplicaSetForSkippedPods) {
 // accepts an Event about a pod that has no uid yet.
 TEST_F(WebhookIntegrationTest, RecordsEventOnNamedPodWithoutOwner) {
   enableNamespace(ns());
-  json manifest = podManifest("agent");
+  json manifest = integration::podManifest("agent");
   manifest["spec"]["hostNetwork"] = true;
   json pod = createPod(ns(), manifest);
   EXPECT_FALSE(isInjected(pod));
@@ -492,28 +326,29 @@ TEST_F(WebhookIntegrationTest, RecordsEventOnNamedPodWithoutOwner) {
 // failurePolicy Fail refuses them with an error that names the webhook.
 TEST_F(WebhookIntegrationTest, AppliesFailurePolicyWhenWebhookIsDown) {
   enableNamespace(ns());
-  ASSERT_EQ(suite->webhook->stop(), 0) << "picket-webhook did not exit cleanly:\n" << webhookLog();
+  ASSERT_EQ(suite->webhook.stop(), 0) << "picket-webhook did not exit cleanly:\n" << webhookLog();
 
   ASSERT_TRUE(registerWebhook("Ignore"));
   ASSERT_TRUE(waitFor(
       [&] {
         return client()
-            .create(kube::resources::kPods, ns(), podManifest("probe"), dryRun())
+            .create(kube::resources::kPods, ns(), integration::podManifest("probe"), dryRun())
             .has_value();
       },
       kSettle));
-  json pod = createPod(ns(), podManifest("ignored"));
-  EXPECT_FALSE(hasNamed(pod, "containers", "picket-proxy")) << pod.dump(2);
+  json pod = createPod(ns(), integration::podManifest("ignored"));
+  EXPECT_FALSE(integration::hasContainer(pod, "containers", "picket-proxy")) << pod.dump(2);
 
   ASSERT_TRUE(registerWebhook("Fail"));
   ASSERT_TRUE(waitFor(
       [&] {
         return !client()
-                    .create(kube::resources::kPods, ns(), podManifest("probe"), dryRun())
+                    .create(kube::resources::kPods, ns(), integration::podManifest("probe"),
+                            dryRun())
                     .has_value();
       },
       kSettle));
-  auto refused = client().create(kube::resources::kPods, ns(), podManifest("refused"));
+  auto refused = client().create(kube::resources::kPods, ns(), integration::podManifest("refused"));
   ASSERT_FALSE(refused);
   EXPECT_THAT(refused.error().message, HasSubstr("failed calling webhook"));
   EXPECT_THAT(refused.error().message, HasSubstr(kWebhookName));

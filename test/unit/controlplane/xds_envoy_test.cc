@@ -30,6 +30,7 @@
 #include "common/metrics.h"
 #include "controlplane/xds_server.h"
 #include "kube/clock.h"
+#include "test/support/ports.h"
 #include "test/unit/common/http_test_support.h"
 #include "test/unit/controlplane/xds_test_util.h"
 #include "test/unit/webhook/process_util.h"
@@ -65,8 +66,10 @@ std::unique_ptr<http::Server> backend(const std::string& name) {
 class XdsEnvoyTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::vector<int> ports = webhook::testing::freePorts(5);
-    ports_ = webhook::ProxyPorts{ports[0], ports[1], ports[2], ports[3], ports[4]};
+    // Envoy listens on every address: the ports must be free on all of them.
+    Result<std::vector<int>> ports = test_support::freePorts(5, "0.0.0.0");
+    ASSERT_TRUE(ports) << ports.error().describe();
+    ports_ = webhook::ProxyPorts{(*ports)[0], (*ports)[1], (*ports)[2], (*ports)[3], (*ports)[4]};
     backend_ = backend("backend-1");
     ASSERT_NE(backend_, nullptr);
     setBackends({backend_->port()});

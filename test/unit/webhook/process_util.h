@@ -1,7 +1,8 @@
 #pragma once
 
 // Test-only helpers for the tests that run the real Envoy (label `envoy`): finding the binary,
-// running a program to completion, keeping one running, free ports and raw HTTP requests.
+// running a program to completion, keeping one running and raw HTTP requests (free ports:
+// test/support/ports.h).
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -12,7 +13,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -124,31 +124,6 @@ class BackgroundProcess {
   std::string log_path_;
   pid_t pid_;
 };
-
-// `count` distinct TCP ports that were free on all addresses a moment ago.
-inline std::vector<int> freePorts(int count) {
-  std::vector<int> sockets;
-  std::vector<int> ports;
-  for (int i = 0; i < count; ++i) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_ANY);
-    address.sin_port = 0;
-    socklen_t length = sizeof(address);
-    // Binding port 0 on a test machine does not fail; if it ever does, every test using the
-    // ports would fail for an unclear reason, so stop here and say why.
-    if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0 ||
-        getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
-      std::perror("freePorts: cannot bind a free port");
-      std::abort();
-    }
-    sockets.push_back(fd);
-    ports.push_back(ntohs(address.sin_port));
-  }
-  for (int fd : sockets) close(fd);
-  return ports;
-}
 
 // Sends one HTTP/1.1 request to 127.0.0.1:`port` and returns the status code, or 0 when the
 // connection is refused or the answer is not HTTP.

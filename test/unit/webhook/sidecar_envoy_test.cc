@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "test/support/ports.h"
 #include "test/unit/webhook/process_util.h"
 #include "test/unit/webhook/webhook_test_util.h"
 #include "webhook/bootstrap.h"
@@ -38,8 +39,13 @@ bool eventually(Condition condition, std::chrono::seconds limit) {
 class SidecarEnvoyTest : public ::testing::Test {
  protected:
   SidecarEnvoyTest() : config_(testing::testConfig()) {
-    std::vector<int> ports = testing::freePorts(5);
-    config_.proxy.ports = ProxyPorts{ports[0], ports[1], ports[2], ports[3], ports[4]};
+    // Envoy listens on every address: the ports must be free on all of them.
+    Result<std::vector<int>> ports = test_support::freePorts(5, "0.0.0.0");
+    EXPECT_TRUE(ports) << ports.error().describe();
+    if (ports) {
+      config_.proxy.ports =
+          ProxyPorts{(*ports)[0], (*ports)[1], (*ports)[2], (*ports)[3], (*ports)[4]};
+    }
   }
 
   // Starts Envoy with the injector's bootstrap minus its xDS sources, which would hold Envoy

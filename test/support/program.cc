@@ -1,4 +1,4 @@
-#include "test/security/program.h"
+#include "test/support/program.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -13,7 +13,7 @@
 
 extern char** environ;
 
-namespace picket::security {
+namespace picket::test_support {
 
 Program::Program(std::vector<std::string> args, std::string log_path, std::vector<std::string> env)
     : log_path_(std::move(log_path)) {
@@ -93,4 +93,4 @@ int Program::stop(int signal, std::chrono::milliseconds timeout) {
   return status_ && WIFEXITED(*status_) ? WEXITSTATUS(*status_) : -1;
 }
 
-}  // namespace picket::security
+}  // namespace picket::test_support

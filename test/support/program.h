@@ -1,7 +1,7 @@
 #pragma once
 
-// A Picket program (picket-webhook, picket-operator) run by a security test as a child process,
-// with its stdout and stderr in a log file; killed if still running when the object goes away.
+// A Picket program (picket-webhook, picket-operator) run by a test as a child process, with its
+// stdout and stderr in a log file; killed if still running when the object goes away.
 
 #include <sys/types.h>
 
@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-namespace picket::security {
+namespace picket::test_support {
 
 class Program {
  public:
@@ -47,4 +47,4 @@ class Program {
   std::optional<int> status_;
 };
 
-}  // namespace picket::security
+}  // namespace picket::test_support
