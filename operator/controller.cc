@@ -92,6 +92,20 @@ std::set<std::string, std::less<>> serviceIndexValues(const std::set<std::string
   return values;
 }
 
+// Whether an allowlist update changed nothing but its status (and so its resourceVersion).
+bool sameExceptStatus(const json& before, const json& after) {
+  const auto without_status = [](json object) {
+    object.erase("status");
+    auto metadata = object.find("metadata");
+    if (metadata != object.end() && metadata->is_object()) {
+      metadata->erase("resourceVersion");
+      metadata->erase("managedFields");
+    }
+    return object;
+  };
+  return without_status(before) == without_status(after);
+}
+
 }  // namespace
 
 Status validateControllerOptions(const ControllerOptions& options) {
@@ -124,6 +138,7 @@ Controller::~Controller() {
   // was cut short.
   if (queue_) queue_->shutDown();
   workers_.clear();
+  if (reconciler_) reconciler_->stopStatusWrites();
   if (elector_) elector_->stop();
   if (allowlist_informer_) allowlist_informer_->stop();
   if (namespace_informer_) namespace_informer_->stop();
@@ -154,6 +169,8 @@ Status Controller::init() {
   kube::EventRecorderOptions event_options;
   event_options.reporting_controller = "picket.dev/operator";
   event_options.reporting_instance = options_.identity;
+  // Events wait while policies are being written, like the statuses.
+  event_options.hold_while = [this] { return policyWorkPending(); };
   auto events = kube::EventRecorder::create(kube::clientEventSink(client_), clock_, event_options);
   if (!events) return makeError(events.error());
   events_ = std::move(*events);
@@ -161,6 +178,19 @@ Status Controller::init() {
   applier_ = std::make_unique<Applier>(client_, clock_, options_.planner.backend, parallel_writes);
   reconciler_ = std::make_unique<Reconciler>(client_, *this, *applier_, *events_, clock_, registry_,
                                              options_.planner, parallel_writes);
+  // Statuses are written after the reconcile let go of its namespace, so the next change there is
+  // not held up by them, and while policy work goes on they wait (see StatusWriterOptions).
+  StatusWriterOptions status_options;
+  status_options.threads = parallel_writes;
+  status_options.busy = [this] { return policyWorkPending(); };
+  status_options.backoff = options_.queue;
+  reconciler_->writeStatusesInBackground(status_options, [this](const std::string& ns) {
+    {
+      std::lock_guard<std::mutex> guard(scope_mutex_);
+      scopes_[ns].reset();
+    }
+    queue_->addRateLimited(ns);
+  });
 
   // An allowlist event concerns the service it protects, before and after the change.
   const auto allowlist_changed = [this](const json& object) {
@@ -186,8 +216,10 @@ Status Controller::init() {
                             allowlist_changed(object);
                           },
                           [this, allowlist_changed](const json& before, const json& object) {
-                            reconciler_->observeAllowlist(object, false);
+                            const bool echo = reconciler_->observeAllowlist(object, false);
                             indexAllowlist(object, false);
+                            // The echo of our own status write asks for nothing new.
+                            if (echo && sameExceptStatus(before, object)) return;
                             if (protectedService(before) != protectedService(object))
                               allowlist_changed(before);
                             allowlist_changed(object);
@@ -230,13 +262,15 @@ Status Controller::init() {
     metrics::Gauge managed = managed_policies_->labels({type.kind});
     managed.set(0);
     informer->addHandlers(kube::EventHandlers{
+        // The echoes of the applier's own writes and deletes ask for nothing new: a reconcile for
+        // them would only hold up the namespace's next change.
         [this, managed](const json& object) {
           managed.inc();
-          applier_->observe(object, false);
+          if (applier_->observe(object, false)) return;
           enqueue(metadataString(object, "namespace"), policyService(object));
         },
         [this](const json& before, const json& after) {
-          applier_->observe(after, false);
+          if (applier_->observe(after, false)) return;
           if (metadataString(before, "resourceVersion") !=
               metadataString(after, "resourceVersion")) {
             if (policyService(before) != policyService(after)) {
@@ -247,7 +281,7 @@ Status Controller::init() {
         },
         [this, managed](const json& object) {
           managed.dec();
-          applier_->observe(object, true);
+          if (applier_->observe(object, true)) return;
           enqueue(metadataString(object, "namespace"), policyService(object));
         }});
     policy_informers_.emplace_back(std::string(type.kind), std::move(informer));
@@ -372,6 +406,7 @@ Status Controller::run(const std::stop_token& stop) {
   // Stop writing before letting go of the Lease, so two replicas never write at once.
   queue_->shutDown();
   workers_.clear();
+  reconciler_->stopStatusWrites();
   const bool lost = [this] {
     std::lock_guard<std::mutex> guard(mutex_);
     return lost_leadership_;
@@ -427,6 +462,8 @@ uint16_t Controller::metricsPort() const { return server_->port(); }
 void Controller::enqueue(const std::string& ns, const std::optional<std::string>& service) {
   if (ns.empty()) return;
   if (!options_.watch_namespace.empty() && ns != options_.watch_namespace) return;
+  // --v=1 (GLOG_v=1) traces a change through the operator, with the log's microsecond stamps.
+  VLOG(1) << "queue " << ns << " for " << (service ? "service " + *service : "the whole namespace");
   {
     // Recorded before the key is queued, so the reconcile that takes the key sees it (or a later
     // reconcile does: a key added while its namespace is being reconciled is queued again).
@@ -442,13 +479,13 @@ void Controller::enqueue(const std::string& ns, const std::optional<std::string>
   updateQueueDepth();
 }
 
-std::optional<std::set<std::string>> Controller::takeScope(const std::string& ns) {
+bool Controller::takeScope(const std::string& ns, std::optional<std::set<std::string>>& scope) {
   std::lock_guard<std::mutex> guard(scope_mutex_);
   auto entry = scopes_.find(ns);
-  if (entry == scopes_.end()) return std::nullopt;
-  std::optional<std::set<std::string>> scope = std::move(entry->second);
+  if (entry == scopes_.end()) return false;
+  scope = std::move(entry->second);
   scopes_.erase(entry);
-  return scope;
+  return true;
 }
 
 void Controller::enqueueAll() {
@@ -499,7 +536,19 @@ void Controller::indexAllowlist(const json& object, bool deleted) {
 void Controller::runWorker() {
   while (std::optional<std::string> key = queue_->get()) {
     updateQueueDepth();
-    ReconcileResult result = reconciler_->reconcile(*key, takeScope(*key));
+    VLOG(1) << "dequeued " << *key;
+    std::optional<std::set<std::string>> scope;
+    if (!takeScope(*key, scope)) {
+      // Everything queued for it was covered by an earlier reconcile (a retry or a look-again
+      // whose reasons were taken meanwhile): nothing left to do.
+      VLOG(1) << "nothing left to reconcile in " << *key;
+      queue_->done(*key);
+      updateQueueDepth();
+      continue;
+    }
+    ++reconciling_;
+    ReconcileResult result = reconciler_->reconcile(*key, scope);
+    --reconciling_;
     // A retry reconciles the whole namespace: the scope of the failed reconcile was taken, and
     // events meanwhile may name other services.
     const auto retry_whole = [this](const std::string& ns) {
@@ -517,13 +566,27 @@ void Controller::runWorker() {
     } else {
       queue_->forget(*key);
       if (result.requeue_after > std::chrono::nanoseconds::zero()) {
-        retry_whole(*key);
+        // A look again at the same part, not the whole namespace: with 1,000 allowlists a whole
+        // reconcile costs hundreds of milliseconds, and a change arriving meanwhile waits for it.
+        {
+          std::lock_guard<std::mutex> guard(scope_mutex_);
+          auto [entry, created] = scopes_.try_emplace(*key, std::set<std::string>{});
+          if (!scope) {
+            entry->second.reset();
+          } else if (entry->second) {
+            entry->second->insert(scope->begin(), scope->end());
+          }
+        }
         queue_->addAfter(*key, result.requeue_after);
       }
     }
     queue_->done(*key);
     updateQueueDepth();
   }
+}
+
+bool Controller::policyWorkPending() const {
+  return reconciling_.load() > 0 || queue_->length() > 0;
 }
 
 void Controller::updateQueueDepth() {

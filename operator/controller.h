@@ -133,8 +133,10 @@ class Controller : public ClusterCache {
   // Queues `ns` if this controller covers it, to be reconciled for `service`, or whole when
   // `service` is nullopt.
   void enqueue(const std::string& ns, const std::optional<std::string>& service = std::nullopt);
-  // What the next reconcile of `ns` covers, forgotten once taken: nullopt for the whole namespace.
-  std::optional<std::set<std::string>> takeScope(const std::string& ns);
+  // What the next reconcile of `ns` covers, forgotten once taken: sets `scope` (nullopt for the
+  // whole namespace) and returns true, or returns false when nothing was queued for `ns` since the
+  // last reconcile took its entry.
+  bool takeScope(const std::string& ns, std::optional<std::set<std::string>>& scope);
   // Queues every namespace holding an allowlist or a generated policy.
   void enqueueAll();
   // A namespace was added, deleted or changed: queue it and the namespaces whose allowlists name
@@ -143,6 +145,8 @@ class Controller : public ClusterCache {
   // Keeps the index of allowlists with callers in other namespaces.
   void indexAllowlist(const nlohmann::json& object, bool deleted);
   void runWorker();
+  // Whether a reconcile runs or a namespace waits for one: statuses and Events wait meanwhile.
+  bool policyWorkPending() const;
   void updateQueueDepth();
   // Waits until every informer has synced or a stop is requested; true when synced.
   bool waitForCaches(const std::stop_token& stop);
@@ -170,6 +174,8 @@ class Controller : public ClusterCache {
   std::unique_ptr<http::Server> server_;
 
   std::atomic<bool> ready_{false};
+  // Reconciles running now.
+  std::atomic<int> reconciling_{0};
 
   // Guards what run() waits for and the indexes below.
   mutable std::mutex mutex_;
@@ -183,8 +189,8 @@ class Controller : public ClusterCache {
   std::map<std::string, int> cross_namespace_count_;
 
   // What the queued namespaces are to be reconciled for: the services named by the events since
-  // the last reconcile took the entry, or nullopt for the whole namespace. A namespace without an
-  // entry is reconciled whole.
+  // the last reconcile took the entry, or nullopt for the whole namespace. Every add to the queue
+  // makes an entry first, so a namespace handed out without one has nothing left to reconcile.
   std::mutex scope_mutex_;
   std::map<std::string, std::optional<std::set<std::string>>> scopes_;
 

@@ -3,6 +3,8 @@
 #include <glog/logging.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cmath>
 #include <ctime>
 #include <set>
 #include <utility>
@@ -209,6 +211,144 @@ bool statusMatches(const json& desired, const json& current) {
   return numberOrNull(*want, "observedGeneration") == numberOrNull(*have, "observedGeneration");
 }
 
+StatusWriter::StatusWriter(WriteFn write, ConflictFn on_conflict, kube::Clock& clock,
+                           StatusWriterOptions options)
+    : write_(std::move(write)),
+      on_conflict_(std::move(on_conflict)),
+      clock_(clock),
+      options_(std::move(options)),
+      queue_(clock, options_.backoff) {
+  const size_t threads = std::max<size_t>(options_.threads, 1);
+  threads_.reserve(threads);
+  for (size_t i = 0; i < threads; ++i) threads_.emplace_back([this, i] { run(i); });
+}
+
+StatusWriter::~StatusWriter() { stop(); }
+
+void StatusWriter::submit(const kube::ObjectPtr& object, json status) {
+  const std::string key =
+      metadataString(*object, "namespace") + "/" + metadataString(*object, "name");
+  {
+    std::lock_guard<std::mutex> guard(mutex_);
+    if (stopped_) return;
+    const uint64_t serial = ++submitted_;
+    auto [entry, added] = entries_.try_emplace(key);
+    if (!added) unfinished_.erase(entry->second.serial);
+    const kube::SteadyTime since = added ? clock_.now() : entry->second.since;
+    entry->second = Entry{object, std::move(status), since, serial};
+    unfinished_.insert(serial);
+  }
+  queue_.add(key);
+}
+
+void StatusWriter::flush() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  const uint64_t mark = submitted_;
+  cv_.wait(lock, [&] { return stopped_ || unfinished_.empty() || *unfinished_.begin() > mark; });
+}
+
+void StatusWriter::stop() {
+  {
+    std::lock_guard<std::mutex> guard(mutex_);
+    if (stopped_) return;
+    stopped_ = true;
+    entries_.clear();
+    unfinished_.clear();
+  }
+  cv_.notify_all();
+  queue_.shutDown();
+  threads_.clear();
+}
+
+void StatusWriter::hold(size_t index, kube::SteadyTime since) {
+  if (!options_.busy) return;
+  std::unique_lock<std::mutex> lock(mutex_);
+  while (!stopped_ && options_.busy()) {
+    if (index == 0 && clock_.now() - since >= options_.max_hold) return;
+    // busy() changes without telling us; a short poll costs nothing next to a write.
+    clock_.waitUntil(lock, cv_, clock_.now() + options_.busy_poll, [this] { return stopped_; });
+  }
+}
+
+void StatusWriter::run(size_t index) {
+  while (std::optional<std::string> key = queue_.get()) {
+    kube::SteadyTime since;
+    {
+      std::lock_guard<std::mutex> guard(mutex_);
+      auto found = entries_.find(*key);
+      // Written already by an earlier turn of this key (a retry left queued).
+      if (found == entries_.end()) {
+        queue_.done(*key);
+        continue;
+      }
+      const kube::SteadyTime now = clock_.now();
+      if (now < paused_until_) {
+        // The API server was unreachable a moment ago: wait with everything else.
+        queue_.addAfter(*key, paused_until_ - now);
+        queue_.done(*key);
+        continue;
+      }
+      since = found->second.since;
+    }
+    hold(index, since);
+    Entry entry;
+    {
+      // Read after the hold: a newer status may have replaced the one that was waiting.
+      std::lock_guard<std::mutex> guard(mutex_);
+      auto found = entries_.find(*key);
+      if (found == entries_.end()) {
+        queue_.done(*key);
+        continue;
+      }
+      entry = found->second;
+    }
+
+    Status written = write_(*entry.object, entry.status);
+    bool retry = false;
+    bool conflict = false;
+    {
+      std::lock_guard<std::mutex> guard(mutex_);
+      auto found = entries_.find(*key);
+      const bool current = found != entries_.end() && found->second.serial == entry.serial;
+      if (written) {
+        outages_in_a_row_ = 0;
+      } else if (serverUnreachable(written.error())) {
+        const double factor = std::pow(2.0, std::min(outages_in_a_row_++, 30));
+        const auto pause =
+            std::min<std::chrono::nanoseconds>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                                   options_.backoff.base_delay * factor),
+                                               options_.backoff.max_delay);
+        paused_until_ = std::max(paused_until_, clock_.now() + pause);
+      }
+      if (written || written.error().code == ErrorCode::kNotFound) {
+        if (current) entries_.erase(found);
+      } else if (written.error().code == ErrorCode::kConflict) {
+        if (current) entries_.erase(found);
+        conflict = true;
+      } else {
+        retry = current;
+      }
+    }
+    if (!written && !conflict && written.error().code != ErrorCode::kNotFound) {
+      LOG(WARNING) << "could not write the status of ServiceAllowlist " << *key << ": "
+                   << written.error().describe() << "; retrying with backoff";
+    }
+    if (conflict) on_conflict_(metadataString(*entry.object, "namespace"));
+    if (retry) {
+      queue_.addRateLimited(*key);
+    } else {
+      queue_.forget(*key);
+    }
+    queue_.done(*key);
+    {
+      // Last, so flush() returns only once the outcome was acted on.
+      std::lock_guard<std::mutex> guard(mutex_);
+      unfinished_.erase(entry.serial);
+    }
+    cv_.notify_all();
+  }
+}
+
 Reconciler::Reconciler(kube::Client& client, const ClusterCache& cache, Applier& applier,
                        kube::EventRecorder& events, kube::Clock& clock, metrics::Registry& registry,
                        PlannerConfig config, size_t parallel_writes)
@@ -279,11 +419,21 @@ ReconcileResult Reconciler::reconcile(const std::string& ns,
       return object && !in_scope(policyService(*object));
     });
   }
+  VLOG(1) << "reconcile " << ns << ": planned " << objects.size() << " of " << present.size()
+          << " allowlists, " << plan.policies.size() << " policies against " << actual.size();
   const ApplyReport applied = applier_.apply(ns, plan.policies, actual, plan.keep);
+  VLOG(1) << "reconcile " << ns << ": applied";
 
   std::map<std::string, std::vector<const PolicyChange*>> changes_of;
+  // Writes the applier did not send because the API server was unreachable: logged as one line.
+  size_t not_attempted = 0;
   for (const PolicyChange& change : applied.changes) {
     for (const std::string& source : change.allowlists) changes_of[source].push_back(&change);
+    if (change.action == PolicyAction::kFailed && change.skipped) {
+      ++not_attempted;
+      if (!result.error) result.error = change.error;
+      continue;
+    }
     switch (change.action) {
       case PolicyAction::kCreated:
       case PolicyAction::kUpdated:
@@ -306,6 +456,21 @@ ReconcileResult Reconciler::reconcile(const std::string& ns,
         break;
     }
   }
+  // An outage: the first write that failed for it says why; what else this reconcile would write
+  // (statuses included) would only fail the same way, so the retry with backoff does it.
+  std::optional<Error> outage;
+  for (const PolicyChange& change : applied.changes) {
+    if (change.action == PolicyAction::kFailed && change.error &&
+        serverUnreachable(*change.error)) {
+      outage = change.error;
+      break;
+    }
+  }
+  if (not_attempted > 0) {
+    LOG(WARNING) << "namespace " << ns << ": " << not_attempted
+                 << " more policy writes not attempted, the API server being unreachable; "
+                    "retrying with backoff";
+  }
   // The existing policies that name each allowlist: what a kept allowlist still contributes to.
   std::map<std::string, std::vector<std::string>> existing_of;
   for (const kube::ObjectPtr& object : actual) {
@@ -322,6 +487,8 @@ ReconcileResult Reconciler::reconcile(const std::string& ns,
     kube::ObjectPtr object;
     json status;
     Status written;
+    // Not sent: an earlier status write found the API server unreachable.
+    bool skipped = false;
   };
   std::vector<StatusWrite> status_writes;
   for (const AllowlistReport& report : plan.reports) {
@@ -332,10 +499,15 @@ ReconcileResult Reconciler::reconcile(const std::string& ns,
 
     ReadyCondition condition;
     std::vector<std::string> policies;
+    // Whether a write for this allowlist was sent and failed (not merely left out in an outage).
+    bool attempted_and_failed = false;
     if (report.state == AllowlistState::kPlanned) {
       policies = report.policies;
       auto failed = std::find_if(changes.begin(), changes.end(), [](const PolicyChange* c) {
         return c->action == PolicyAction::kFailed && !c->deleting;
+      });
+      attempted_and_failed = std::any_of(changes.begin(), changes.end(), [](const PolicyChange* c) {
+        return c->action == PolicyAction::kFailed && !c->deleting && !c->skipped;
       });
       auto blocked = std::find_if(changes.begin(), changes.end(), [](const PolicyChange* c) {
         return c->action == PolicyAction::kBlocked;
@@ -368,7 +540,7 @@ ReconcileResult Reconciler::reconcile(const std::string& ns,
     const bool transitioned = conditionField(previous, "reason") != condition.reason ||
                               conditionField(previous, "message") != condition.message;
     json status = desiredStatus(report, condition, policies, current, clock_.systemNow());
-    if (!statusMatches(status, current)) {
+    if (!outage && !statusMatches(status, current)) {
       status_writes.push_back({key, found->second, std::move(status), ok()});
     }
 
@@ -384,17 +556,49 @@ ReconcileResult Reconciler::reconcile(const std::string& ns,
              joined(written_policies) + ": " + condition.message);
     } else if (condition.ready && transitioned) {
       record(object, kube::EventType::kNormal, "PolicyApplied", "Apply", condition.message);
-    } else if (!condition.ready && (transitioned || condition.reason == "BackendUnavailable")) {
+    } else if (!condition.ready &&
+               (condition.reason == "BackendUnavailable" ? attempted_and_failed : transitioned)) {
       record(object, kube::EventType::kWarning, condition.reason,
              condition.reason == "BackendUnavailable" ? "Apply" : "Validate", condition.message);
     }
   }
 
+  if (status_writer_) {
+    // Written by the StatusWriter, after this reconcile has let go of the namespace. Remembered as
+    // written from now on, so the reconciles before the write lands (the echoes of the policy
+    // writes) neither submit it again nor announce the transition a second time.
+    for (StatusWrite& write : status_writes) {
+      {
+        std::lock_guard<std::mutex> guard(mutex_);
+        pending_status_[write.key] = PendingStatus{
+            clock_.now(), metadataString(*write.object, "resourceVersion"), "", write.status};
+      }
+      status_writer_->submit(write.object, std::move(write.status));
+    }
+    VLOG(1) << "reconcile " << ns << ": " << status_writes.size() << " statuses submitted";
+    status_writes.clear();
+  }
+  // As with the policies: once a status write finds the API server unreachable, the rest wait for
+  // the retry.
+  std::atomic<bool> unreachable{false};
   internal::runParallel(status_writes.size(), parallel_writes_, [&](size_t i) {
     StatusWrite& write = status_writes[i];
+    if (unreachable.load()) {
+      write.skipped = true;
+      return;
+    }
     write.written = writeStatus(*write.object, write.status);
+    if (!write.written && serverUnreachable(write.written.error())) unreachable = true;
   });
+  if (!status_writes.empty()) {
+    VLOG(1) << "reconcile " << ns << ": " << status_writes.size() << " statuses written";
+  }
+  size_t statuses_not_attempted = 0;
   for (const StatusWrite& write : status_writes) {
+    if (write.skipped) {
+      ++statuses_not_attempted;
+      continue;
+    }
     status_writes_.labels({write.written ? "ok" : "failed"}).inc();
     if (write.written) continue;
     const ErrorCode code = write.written.error().code;
@@ -408,6 +612,12 @@ ReconcileResult Reconciler::reconcile(const std::string& ns,
       if (!result.error) result.error = write.written.error();
     }
   }
+  if (statuses_not_attempted > 0) {
+    LOG(WARNING) << "namespace " << ns << ": " << statuses_not_attempted
+                 << " more status writes not attempted, the API server being unreachable; "
+                    "retrying with backoff";
+  }
+  if (outage && !result.error) result.error = outage;
 
   for (const PolicyChange& change : applied.changes) {
     if (change.action != PolicyAction::kDeleted) continue;
@@ -426,31 +636,75 @@ ReconcileResult Reconciler::reconcile(const std::string& ns,
     }
   }
 
-  if (services) {
-    // The reasons of the allowlists outside the reconciled part stay as they were.
-    std::lock_guard<std::mutex> guard(mutex_);
-    auto known = reasons_.find(ns);
-    if (known != reasons_.end()) {
-      for (const auto& [name, reason] : known->second) {
-        if (present.contains(name) && !scoped.contains(name)) reasons.emplace(name, reason);
-      }
-    }
-  }
   {
+    // The gauge moves by the reasons that changed only: a change in a namespace of 1,000
+    // allowlists would otherwise copy 1,000 reasons and look up 2,000 gauge series.
+    std::map<std::string, int> delta;
     std::lock_guard<std::mutex> guard(mutex_);
     std::map<std::string, std::string>& previous = reasons_[ns];
-    for (const auto& [name, reason] : previous) allowlists_.labels({reason}).dec();
-    for (const auto& [name, reason] : reasons) allowlists_.labels({reason}).inc();
-    if (reasons.empty()) {
-      reasons_.erase(ns);
+    if (services) {
+      // The allowlists outside the reconciled part keep their reasons, unless they are gone.
+      for (auto it = previous.begin(); it != previous.end();) {
+        if (present.contains(it->first) && !scoped.contains(it->first)) {
+          ++it;
+          continue;
+        }
+        --delta[it->second];
+        it = previous.erase(it);
+      }
     } else {
-      previous = std::move(reasons);
+      for (const auto& [name, reason] : previous) --delta[reason];
+      previous.clear();
     }
+    for (auto& [name, reason] : reasons) {
+      ++delta[reason];
+      auto [entry, added] = previous.try_emplace(name, reason);
+      if (!added) {
+        --delta[entry->second];
+        entry->second = std::move(reason);
+      }
+    }
+    for (const auto& [reason, change] : delta) {
+      if (change != 0) allowlists_.labels({reason}).add(change);
+    }
+    if (previous.empty()) reasons_.erase(ns);
   }
 
   reconciles_.labels({result.error ? "error" : "success"}).inc();
   duration_.labels({}).observe(std::chrono::duration<double>(clock_.now() - started).count());
   return result;
+}
+
+void Reconciler::writeStatusesInBackground(StatusWriterOptions options,
+                                           std::function<void(const std::string& ns)> requeue) {
+  status_writer_ = std::make_unique<StatusWriter>(
+      [this](const json& object, const json& status) {
+        const kube::SteadyTime sent = clock_.now();
+        Status written = writeStatus(object, status);
+        status_writes_.labels({written ? "ok" : "failed"}).inc();
+        const std::string key =
+            metadataString(object, "namespace") + "/" + metadataString(object, "name");
+        VLOG(1) << "status of " << key << (written ? " written" : " failed") << " in "
+                << std::chrono::duration<double, std::milli>(clock_.now() - sent).count() << " ms";
+        if (!written) {
+          // Not written after all: the next reconcile compares with the cache again.
+          std::lock_guard<std::mutex> guard(mutex_);
+          auto found = pending_status_.find(key);
+          if (found != pending_status_.end() && found->second.status == status) {
+            pending_status_.erase(found);
+          }
+        }
+        return written;
+      },
+      std::move(requeue), clock_, std::move(options));
+}
+
+void Reconciler::stopStatusWrites() {
+  if (status_writer_) status_writer_->stop();
+}
+
+void Reconciler::flushStatusWrites() {
+  if (status_writer_) status_writer_->flush();
 }
 
 json Reconciler::currentStatus(const std::string& key, const json& object) {
@@ -500,15 +754,16 @@ void Reconciler::forgetExpiredLocked() {
   });
 }
 
-void Reconciler::observeAllowlist(const json& object, bool deleted) {
+bool Reconciler::observeAllowlist(const json& object, bool deleted) {
   const std::string key =
       metadataString(object, "namespace") + "/" + metadataString(object, "name");
   std::lock_guard<std::mutex> guard(mutex_);
   auto found = pending_status_.find(key);
-  if (found != pending_status_.end() &&
-      (deleted || found->second.version_after == metadataString(object, "resourceVersion"))) {
-    pending_status_.erase(found);
-  }
+  if (found == pending_status_.end()) return false;
+  const bool echo =
+      !deleted && found->second.version_after == metadataString(object, "resourceVersion");
+  if (deleted || echo) pending_status_.erase(found);
+  return echo;
 }
 
 void Reconciler::record(const json& object, kube::EventType type, const std::string& reason,

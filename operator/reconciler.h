@@ -1,6 +1,9 @@
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -9,6 +12,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "common/metrics.h"
@@ -18,6 +22,7 @@
 #include "kube/event_recorder.h"
 #include "kube/informer.h"
 #include "kube/resource.h"
+#include "kube/work_queue.h"
 #include "operator/applier.h"
 #include "operator/planner.h"
 
@@ -94,6 +99,89 @@ std::optional<std::string> policyService(const nlohmann::json& policy);
 // Formats `time` as a Kubernetes metav1.Time: RFC 3339 in UTC, whole seconds.
 std::string formatTime(kube::SystemTime time);
 
+// How a StatusWriter writes.
+struct StatusWriterOptions {
+  // Threads writing statuses at once (at least 1).
+  size_t threads = Applier::kDefaultParallelWrites;
+  // Whether policy work is going on (a reconcile running or waiting); empty: never. While it is,
+  // one thread writes only statuses that waited max_hold, and the others wait, so in a burst the
+  // API server takes the policies first and a change's policy write never queues behind statuses.
+  std::function<bool()> busy{};
+  std::chrono::milliseconds max_hold{2000};
+  // How often a waiting thread asks busy() again.
+  std::chrono::milliseconds busy_poll{10};
+  // Retry backoff of a failed write, per allowlist; also the pause of every thread after a write
+  // found the API server unreachable (doubling per failure in a row).
+  kube::WorkQueueOptions backoff{std::chrono::milliseconds(100), std::chrono::minutes(5)};
+};
+
+// Writes allowlist statuses in the background, for Reconciler::writeStatusesInBackground. Latest
+// wins: a status submitted for an allowlist replaces the one still waiting for it, and one
+// allowlist is never written by two threads at once (a kube::WorkQueue keyed by allowlist), so the
+// newest status is the one that lands last. A failed write is retried with per-allowlist backoff,
+// unless a newer status replaced it, the allowlist is gone (kNotFound), or it changed or was
+// re-created (kConflict: `on_conflict` is told its namespace, whose reconcile then writes what fits
+// the allowlist now). After a write finds the API server unreachable every thread pauses, so an
+// outage costs one failed write per backoff step, not one per allowlist. Thread-safe.
+class StatusWriter {
+ public:
+  using WriteFn = std::function<Status(const nlohmann::json& object, const nlohmann::json& status)>;
+  using ConflictFn = std::function<void(const std::string& ns)>;
+
+  // Starts the threads. `write` and `on_conflict` are called from them; `clock` must outlive it.
+  StatusWriter(WriteFn write, ConflictFn on_conflict, kube::Clock& clock,
+               StatusWriterOptions options);
+  // Stops (see stop()).
+  ~StatusWriter();
+
+  StatusWriter(const StatusWriter&) = delete;
+  StatusWriter& operator=(const StatusWriter&) = delete;
+
+  // Queues `status` for the allowlist `object` (its cached object: namespace, name, uid).
+  void submit(const kube::ObjectPtr& object, nlohmann::json status);
+
+  // Blocks until every status submitted before the call has been written or has failed at least
+  // once (or the writer stopped).
+  void flush();
+
+  // Finishes the writes in progress, drops what waits, and joins the threads. Idempotent.
+  void stop();
+
+ private:
+  struct Entry {
+    kube::ObjectPtr object;
+    nlohmann::json status;
+    // When the first status still waiting for this allowlist was submitted (for max_hold).
+    kube::SteadyTime since;
+    // Submission number, so a write replaced meanwhile is not forgotten as written.
+    uint64_t serial = 0;
+  };
+
+  void run(size_t index);
+  // Waits while busy() says policy work goes on: thread 0 until the entry waited max_hold.
+  void hold(size_t index, kube::SteadyTime since);
+
+  const WriteFn write_;
+  const ConflictFn on_conflict_;
+  kube::Clock& clock_;
+  const StatusWriterOptions options_;
+  kube::WorkQueue queue_;
+
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  // Keyed by "namespace/name".
+  std::map<std::string, Entry> entries_;
+  uint64_t submitted_ = 0;
+  // Serials not yet written nor failed once; flush() waits until none up to its mark is left.
+  std::set<uint64_t> unfinished_;
+  // No thread writes before this time (set when the API server was unreachable).
+  kube::SteadyTime paused_until_{};
+  int outages_in_a_row_ = 0;
+  bool stopped_ = false;
+
+  std::vector<std::jthread> threads_;
+};
+
 // Reconciles one namespace's ServiceAllowlists, controller-runtime style: level-based (it reads
 // the caches, never the event that queued it), so running it twice changes nothing the second
 // time. The work queue key is the namespace: planning is per namespace, because allowlists of one
@@ -143,10 +231,22 @@ class Reconciler {
   ReconcileResult reconcile(const std::string& ns,
                             const std::optional<std::set<std::string>>& services = std::nullopt);
 
+  // From now on, statuses are handed to a StatusWriter instead of being written inside
+  // reconcile(), so a namespace's next reconcile does not wait for them; a status write that
+  // conflicts (the allowlist changed or was re-created) calls `requeue` with the namespace.
+  // Call before the first reconcile.
+  void writeStatusesInBackground(StatusWriterOptions options,
+                                 std::function<void(const std::string& ns)> requeue);
+  // Stops the background status writes (what waits is dropped: the next leader reconciles it).
+  void stopStatusWrites();
+  // Blocks until the background status writes submitted so far were made (tests).
+  void flushStatusWrites();
+
   // Tells the reconciler what the allowlist informer now holds (`deleted`: it left the cache), so
   // a remembered status write the cache has caught up with is forgotten. Call it from the
   // allowlist informer's handlers.
-  void observeAllowlist(const nlohmann::json& object, bool deleted);
+  // Returns true when `object` is the echo of this reconciler's own status write.
+  bool observeAllowlist(const nlohmann::json& object, bool deleted);
 
  private:
   // A status write the cache may not show yet.
@@ -189,6 +289,8 @@ class Reconciler {
   kube::SteadyTime last_forget_{};
   // The Ready reason of each allowlist, per namespace, for the allowlists gauge.
   std::map<std::string, std::map<std::string, std::string>> reasons_;
+  // Set by writeStatusesInBackground().
+  std::unique_ptr<StatusWriter> status_writer_;
 };
 
 }  // namespace picket::op

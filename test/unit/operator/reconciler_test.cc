@@ -3,9 +3,11 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -80,7 +82,7 @@ const json kInvalidCaller =
 json desiredCart(const json& callers, Backend backend = Backend::kCalico) {
   PlannerConfig config;
   config.backend = backend;
-  Plan made = plan({cartAllowlist(callers)}, {}, config);
+  Plan made = plan(std::vector<json>{cartAllowlist(callers)}, {}, config);
   EXPECT_EQ(made.policies.size(), 1u);
   return made.policies.at(0);
 }
@@ -209,7 +211,8 @@ TEST_F(ReconcilerTest, ReconcilesOnlyTheNamedServices) {
   };
   // ledger has no policy yet; orphan's allowlist is gone.
   cache_.allowlists_ = {allowlist_for("cart"), allowlist_for("ledger")};
-  const json orphan = served(plan({allowlist_for("orphan")}, {}, PlannerConfig{}).policies.at(0));
+  const json orphan =
+      served(plan(std::vector<json>{allowlist_for("orphan")}, {}, PlannerConfig{}).policies.at(0));
   cache_.policies_ = {orphan};
   EXPECT_EQ(policyService(orphan), "orphan");
   EXPECT_EQ(protectedService(allowlist_for("ledger")), "ledger");
@@ -319,6 +322,161 @@ TEST_F(ReconcilerTest, ReportsBackendUnavailableAndRetries) {
   EXPECT_THAT(ready["message"].get<std::string>(), HasSubstr("policy API is not served"));
   EXPECT_THAT(events(), ElementsAre(HasSubstr("Warning BackendUnavailable")));
   EXPECT_EQ(metric("picket_operator_reconciles_total{result=\"error\"}"), "1");
+}
+
+// Tests that in an API server outage a reconcile stops at the first connection failure: no
+// further policy writes, no status writes, one Warning Event for the write that was tried, and
+// an error so the work queue retries with backoff.
+TEST_F(ReconcilerTest, StopsAtTheFirstConnectionFailure) {
+  for (const char* service : {"a", "b", "c", "d"}) {
+    json allowlist = cartAllowlist(kWebCaller);
+    allowlist["metadata"]["name"] = service;
+    allowlist["metadata"]["uid"] = std::string("uid-") + service;
+    allowlist["spec"]["service"] = service;
+    cache_.allowlists_.push_back(allowlist);
+    fake_->expectError(
+        {"PATCH",
+         std::string("/apis/projectcalico.org/v3/namespaces/shop/networkpolicies/picket-") +
+             service + kApplyQuery},
+        Error{ErrorCode::kUnavailable,
+              "connect to 127.0.0.1:6443: Connection refused",
+              {},
+              0,
+              0,
+              {}});
+  }
+  PlannerConfig config;
+  Applier applier(client_, clock_, Backend::kCalico, 1);
+  Reconciler reconciler(client_, cache_, applier, *recorder_, clock_, registry_, config, 1);
+
+  ReconcileResult result = reconciler.reconcile("shop");
+  ASSERT_TRUE(result.error);
+  EXPECT_EQ(result.error->code, ErrorCode::kUnavailable);
+  EXPECT_EQ(fake_->requests().size(), 1u);
+  EXPECT_EQ(fake_->pendingExpectations(), 3u);
+  EXPECT_THAT(events(), ElementsAre(HasSubstr("Warning BackendUnavailable")));
+  EXPECT_EQ(metric("picket_operator_policy_writes_total{action=\"failed\"}"), "1");
+}
+
+// Tests that with background status writes a reconcile hands the status over instead of writing
+// it, and the StatusWriter writes it.
+TEST_F(ReconcilerTest, WritesStatusesInTheBackground) {
+  cache_.allowlists_ = {cartAllowlist(kWebCaller)};
+  fake_->expect({"PATCH", std::string(kPolicyPath) + kApplyQuery},
+                {200, served(desiredCart(kWebCaller)).dump(), {}});
+  fake_->expect({"PATCH", std::string(kStatusPath) + kForcedQuery}, {200, "{}", {}});
+  Reconciler& background = reconciler();
+  StatusWriterOptions options;
+  options.threads = 1;
+  background.writeStatusesInBackground(options, [](const std::string&) {});
+
+  ReconcileResult result = background.reconcile("shop");
+  EXPECT_FALSE(result.error);
+  background.flushStatusWrites();
+  ASSERT_EQ(fake_->requests().size(), 2u);
+  EXPECT_EQ(sentStatus(1)["conditions"][0]["reason"], "PolicyApplied");
+  EXPECT_EQ(metric("picket_operator_status_writes_total{result=\"ok\"}"), "1");
+}
+
+// A StatusWriter over a write function that records what it was given and answers with the error
+// set by answer(), or success.
+class StatusWriterTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<StatusWriter> writer(StatusWriterOptions options) {
+    return std::make_unique<StatusWriter>(
+        [this](const json& object, const json& status) -> Status {
+          std::lock_guard<std::mutex> guard(mutex_);
+          written_.push_back(object["metadata"]["name"].get<std::string>() + " " + status.dump());
+          if (answer_) return makeError(*answer_);
+          return ok();
+        },
+        [this](const std::string& ns) {
+          std::lock_guard<std::mutex> guard(mutex_);
+          conflicts_.push_back(ns);
+        },
+        clock_, std::move(options));
+  }
+  static kube::ObjectPtr allowlist(const std::string& name) {
+    return std::make_shared<const json>(
+        json{{"metadata", {{"name", name}, {"namespace", "shop"}, {"uid", "uid-" + name}}}});
+  }
+  std::vector<std::string> written() {
+    std::lock_guard<std::mutex> guard(mutex_);
+    return written_;
+  }
+  std::vector<std::string> conflicts() {
+    std::lock_guard<std::mutex> guard(mutex_);
+    return conflicts_;
+  }
+  void answer(std::optional<Error> error) {
+    std::lock_guard<std::mutex> guard(mutex_);
+    answer_ = std::move(error);
+  }
+
+  kube::FakeClock clock_;
+  std::mutex mutex_;
+  std::optional<Error> answer_;
+  std::vector<std::string> written_;
+  std::vector<std::string> conflicts_;
+};
+
+// Tests that while policy work is busy statuses wait, and that a newer status replaces the one
+// still waiting for the same allowlist, so only the newest is written.
+TEST_F(StatusWriterTest, WritesOnlyTheNewestStatusOnceNotBusy) {
+  std::atomic<bool> busy{true};
+  StatusWriterOptions options;
+  options.threads = 1;
+  options.busy = [&busy] { return busy.load(); };
+  options.max_hold = std::chrono::seconds(60);
+  options.busy_poll = std::chrono::milliseconds(10);
+  auto statuses = writer(options);
+  statuses->submit(allowlist("cart"), json{{"n", 1}});
+  ASSERT_TRUE(clock_.waitForWaiters(1));
+  statuses->submit(allowlist("cart"), json{{"n", 2}});
+  EXPECT_TRUE(written().empty());
+  busy = false;
+  clock_.advance(std::chrono::milliseconds(10));
+  statuses->flush();
+  EXPECT_THAT(written(), ElementsAre("cart {\"n\":2}"));
+}
+
+// Tests that a write that conflicts (the allowlist changed or was re-created) is not retried but
+// reported with its namespace, and one of a gone allowlist is dropped.
+TEST_F(StatusWriterTest, ReportsConflictsAndDropsGoneAllowlists) {
+  StatusWriterOptions options;
+  options.threads = 1;
+  auto statuses = writer(options);
+  answer(Error{ErrorCode::kConflict, "uid mismatch", {}, 409, 0, {}});
+  statuses->submit(allowlist("cart"), json{{"n", 1}});
+  statuses->flush();
+  answer(Error{ErrorCode::kNotFound, "gone", {}, 404, 0, {}});
+  statuses->submit(allowlist("web"), json{{"n", 1}});
+  statuses->flush();
+  EXPECT_EQ(written().size(), 2u);
+  EXPECT_THAT(conflicts(), ElementsAre("shop"));
+  // Neither is tried again, however long one waits.
+  clock_.advance(std::chrono::minutes(10));
+  statuses->stop();
+  EXPECT_EQ(written().size(), 2u);
+}
+
+// Tests that after a write finds the API server unreachable no thread writes until the pause is
+// over: an outage costs one write per backoff step, not one per allowlist.
+TEST_F(StatusWriterTest, PausesEveryWriteWhileTheServerIsUnreachable) {
+  // One thread, so the first write is the only one in flight when it fails.
+  StatusWriterOptions options;
+  options.threads = 1;
+  options.backoff = {std::chrono::milliseconds(100), std::chrono::seconds(10)};
+  auto statuses = writer(options);
+  answer(Error{ErrorCode::kUnavailable, "connection refused", {}, 0, 0, {}});
+  for (const char* name : {"a", "b", "c", "d"}) statuses->submit(allowlist(name), json{{"n", 1}});
+  // The thread waits on the clock for the pause to end, every allowlist queued behind it.
+  ASSERT_TRUE(clock_.waitForWaiters(1));
+  EXPECT_EQ(written().size(), 1u);
+  answer(std::nullopt);
+  clock_.advance(std::chrono::milliseconds(100));
+  statuses->flush();
+  EXPECT_EQ(written().size(), 5u);
 }
 
 // Tests that lastTransitionTime stays while the condition's status stays, and moves when it flips.
