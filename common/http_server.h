@@ -140,7 +140,8 @@ struct ServerOptions {
   std::string tls_cert_file;
   std::string tls_key_file;
   std::chrono::milliseconds tls_reload_interval{1000};
-  // I/O threads running handlers.
+  // I/O threads running handlers, each with its own event loop. Connections are given to them
+  // in turn as they are accepted, and each stays on its thread until it closes.
   int threads = 2;
   // A larger body gets 413 (refused from Content-Length alone when possible); a larger header
   // block (at least 1024) gets 431.

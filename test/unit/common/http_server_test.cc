@@ -9,6 +9,8 @@
 
 #include <atomic>
 #include <future>
+#include <map>
+#include <set>
 #include <stdexcept>
 #include <thread>
 
@@ -314,6 +316,45 @@ TEST(HttpServerTest, ReusesKeptAliveConnection) {
   EXPECT_EQ(third.new_connections, 0);
   EXPECT_EQ(third.status, 200);
   EXPECT_EQ(server->stats().connections_accepted, 1u);
+}
+
+// Tests that each connection is served by one I/O thread for its whole life, and that
+// connections are spread over the threads in turn.
+TEST(HttpServerTest, ServesEachConnectionOnOneThreadInTurn) {
+  std::mutex mu;
+  std::map<std::uint16_t, std::set<std::thread::id>> threads_by_port;
+  Router router;
+  ASSERT_TRUE(router.add("GET", "/where", [&](const Request& request, const Responder& responder) {
+    {
+      std::lock_guard lock(mu);
+      threads_by_port[request.remote_port].insert(std::this_thread::get_id());
+    }
+    responder.send(Response::text(200, "here"));
+  }));
+  auto options = testOptions();
+  options.threads = 2;
+  auto server = startServer(router, options);
+  ASSERT_TRUE(server);
+
+  RawClient first(server->port());
+  RawClient second(server->port());
+  for (int round = 0; round < 5; ++round) {
+    for (RawClient* client : {&first, &second}) {
+      ASSERT_TRUE(client->send(get("/where")));
+      auto response = client->readResponse(kWait);
+      ASSERT_TRUE(response);
+      EXPECT_EQ(response->status, 200);
+    }
+  }
+
+  std::lock_guard lock(mu);
+  ASSERT_EQ(threads_by_port.size(), 2u);
+  std::set<std::thread::id> all;
+  for (const auto& [port, threads] : threads_by_port) {
+    EXPECT_EQ(threads.size(), 1u) << "connection from port " << port << " moved between threads";
+    all.insert(threads.begin(), threads.end());
+  }
+  EXPECT_EQ(all.size(), 2u) << "both connections were served by one thread";
 }
 
 // Tests that a held request is answered later from another thread, exactly once.
