@@ -15,6 +15,7 @@
 
 #include "test/e2e/harness/netns.h"
 #include "test/e2e/harness/pod_runner.h"
+#include "test/e2e/harness/test_app.h"
 
 namespace picket::e2e {
 namespace {
@@ -56,9 +57,7 @@ class HarnessTest : public ::testing::Test {
  protected:
   void SetUp() override {
     if (::geteuid() != 0) GTEST_SKIP() << "needs root (network namespaces)";
-    PodRunner::Options options;
-    options.images = testImageCatalog("envoyproxy/envoy:v1.40.0");
-    auto runner = PodRunner::create(std::move(options));
+    auto runner = startTestPodRunner(nullptr);
     ASSERT_TRUE(runner) << runner.error().describe();
     runner_ = std::move(*runner);
   }

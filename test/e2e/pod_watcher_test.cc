@@ -16,6 +16,7 @@
 #include "test/e2e/harness/static_bootstrap.h"
 #include "test/e2e/harness/test_app.h"
 #include "test/e2e/harness/webhook.h"
+#include "test/e2e/injected_pod_test.h"
 #include "test/integration/cluster_env.h"
 #include "webhook/inject.h"
 
@@ -33,42 +34,11 @@ std::string describe(const std::vector<std::string>& lines) {
   return text;
 }
 
-class PodWatcherTest : public integration::ClusterTest {
+class PodWatcherTest : public InjectedPodTest {
  protected:
-  static void TearDownTestSuite() { webhook_.reset(); }
-
-  void SetUp() override {
-    if (::geteuid() != 0) GTEST_SKIP() << "needs root (network namespaces, iptables)";
-    integration::ClusterTest::SetUp();
-    auto labelled =
-        client().patch(kube::resources::kNamespaces, "", ns(), kube::PatchType::kMerge,
-                       {{"metadata", {{"labels", InjectorWebhook::labelForInjection()}}}});
-    ASSERT_TRUE(labelled) << labelled.error().describe();
-    if (!webhook_) {
-      auto started =
-          InjectorWebhook::start(client(), {testInjectorConfig(), cluster().kubeconfigPath(), ns(),
-                                            "/tmp/" + ownPrefix() + "webhook"});
-      ASSERT_TRUE(started) << started.error().describe();
-      webhook_ = std::move(*started);
-    }
-    PodRunner::Options options;
-    options.client = &client();
-    options.images = testImageCatalog(kTestEnvoyImage);
-    auto runner = PodRunner::create(std::move(options));
-    ASSERT_TRUE(runner) << runner.error().describe();
-    runner_ = std::move(*runner);
-  }
-
   void TearDown() override {
     watcher_.reset();
-    if (runner_) {
-      runner_.reset();
-      Leftovers left = findLeftovers();
-      std::erase_if(left.scratch_dirs,
-                    [](const std::string& dir) { return dir.ends_with("-webhook"); });
-      EXPECT_TRUE(left.empty()) << left.describe();
-    }
-    if (::geteuid() == 0) integration::ClusterTest::TearDown();
+    InjectedPodTest::TearDown();
   }
 
   Status scale(int replicas) {
@@ -85,27 +55,14 @@ class PodWatcherTest : public integration::ClusterTest {
     return pods ? pods->items.size() : 0;
   }
 
-  static std::unique_ptr<InjectorWebhook> webhook_;
-  std::unique_ptr<PodRunner> runner_;
   std::unique_ptr<PodWatcher> watcher_;
 };
-
-std::unique_ptr<InjectorWebhook> PodWatcherTest::webhook_;
 
 // Tests that a Deployment's injected replicas run as they are created and stop, and leave the
 // API, as they are scaled away.
 TEST_F(PodWatcherTest, RunsADeploymentsReplicasAsTheyComeAndGo) {
-  json pod_template = testAppPod("server");
-  pod_template["metadata"].erase("name");
-  const json deployment = {
-      {"apiVersion", "apps/v1"},
-      {"kind", "Deployment"},
-      {"metadata", {{"name", "server"}}},
-      {"spec",
-       {{"replicas", 2},
-        {"selector", {{"matchLabels", {{"app.kubernetes.io/name", "server"}}}}},
-        {"template", {{"metadata", pod_template["metadata"]}, {"spec", pod_template["spec"]}}}}}};
-  auto created = client().create(kube::resources::kDeployments, ns(), deployment);
+  auto created =
+      client().create(kube::resources::kDeployments, ns(), testAppDeployment("server", 2));
   ASSERT_TRUE(created) << created.error().describe();
 
   PodRunner::RunOptions options;

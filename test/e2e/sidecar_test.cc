@@ -26,6 +26,7 @@
 #include "test/e2e/harness/static_bootstrap.h"
 #include "test/e2e/harness/test_app.h"
 #include "test/e2e/harness/webhook.h"
+#include "test/e2e/injected_pod_test.h"
 #include "test/integration/cluster_env.h"
 #include "webhook/inject.h"
 
@@ -70,31 +71,11 @@ bool logShows(RunningPod& pod, const std::string& container, const std::string& 
                               std::chrono::seconds(15));
 }
 
-class SidecarTest : public integration::ClusterTest {
+class SidecarTest : public InjectedPodTest {
  protected:
-  static void TearDownTestSuite() { webhook_.reset(); }
-
   void SetUp() override {
-    if (::geteuid() != 0) GTEST_SKIP() << "needs root (network namespaces, iptables)";
-    integration::ClusterTest::SetUp();
-    auto labelled =
-        client().patch(kube::resources::kNamespaces, "", ns(), kube::PatchType::kMerge,
-                       {{"metadata", {{"labels", InjectorWebhook::labelForInjection()}}}});
-    ASSERT_TRUE(labelled) << labelled.error().describe();
-    if (!webhook_) {
-      auto started =
-          InjectorWebhook::start(client(), {testInjectorConfig(), cluster().kubeconfigPath(), ns(),
-                                            "/tmp/" + ownPrefix() + "webhook"});
-      ASSERT_TRUE(started) << started.error().describe();
-      webhook_ = std::move(*started);
-    }
-    PodRunner::Options options;
-    options.client = &client();
-    options.images = testImageCatalog(kTestEnvoyImage);
-    auto runner = PodRunner::create(std::move(options));
-    ASSERT_TRUE(runner) << runner.error().describe();
-    runner_ = std::move(*runner);
-
+    InjectedPodTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
     auto plain_ip = runner_->network().reserveAddress();
     ASSERT_TRUE(plain_ip);
     server_ = createAndRun(testAppPod("server"));
@@ -112,27 +93,20 @@ class SidecarTest : public integration::ClusterTest {
     }
   }
 
+  // Besides what InjectedPodTest checks: the harness's Node is gone, and no rule of picket-init is
+  // left in the root network namespace.
   void TearDown() override {
-    if (runner_) {
-      const std::string node = runner_->nodeName();
-      runner_.reset();
-      EXPECT_EQ(
-          client().get(kube::Resource{"", "v1", "nodes", "Node", false}, "", node).error().code,
-          ErrorCode::kNotFound)
-          << "the harness's Node was left behind";
-      Leftovers left = findLeftovers();
-      // The webhook lives for the whole suite.
-      std::erase_if(left.scratch_dirs,
-                    [](const std::string& dir) { return dir.ends_with("-webhook"); });
-      if (std::getenv("PICKET_E2E_KEEP_LOGS") != nullptr) left.scratch_dirs.clear();
-      EXPECT_TRUE(left.empty()) << left.describe();
-      for (const char* save : {"iptables-nft-save", "iptables-legacy-save"}) {
-        auto rules = runTool({save, "-t", "nat"});
-        ASSERT_TRUE(rules) << rules.error().describe();
-        EXPECT_THAT(rules->stdout_text, Not(HasSubstr("PICKET"))) << "rules in the root namespace";
-      }
+    const std::string node = runner_ ? runner_->nodeName() : "";
+    InjectedPodTest::TearDown();
+    if (node.empty()) return;
+    EXPECT_EQ(client().get(kube::Resource{"", "v1", "nodes", "Node", false}, "", node).error().code,
+              ErrorCode::kNotFound)
+        << "the harness's Node was left behind";
+    for (const char* save : {"iptables-nft-save", "iptables-legacy-save"}) {
+      auto rules = runTool({save, "-t", "nat"});
+      ASSERT_TRUE(rules) << rules.error().describe();
+      EXPECT_THAT(rules->stdout_text, Not(HasSubstr("PICKET"))) << "rules in the root namespace";
     }
-    if (::geteuid() == 0) integration::ClusterTest::TearDown();
   }
 
   // Creates `pod` through the API server and runs what it stored. An injected pod gets the
@@ -209,14 +183,10 @@ class SidecarTest : public integration::ClusterTest {
     return all;
   }
 
-  static std::unique_ptr<InjectorWebhook> webhook_;
-  std::unique_ptr<PodRunner> runner_;
   RunningPod* server_ = nullptr;
   RunningPod* client_ = nullptr;
   RunningPod* plain_ = nullptr;
 };
-
-std::unique_ptr<InjectorWebhook> SidecarTest::webhook_;
 
 // Tests that a plain HTTP request from the client app leaves through the client's Envoy, enters
 // through the server's Envoy and reaches the server app, which sees it come from its own Envoy;

@@ -80,15 +80,10 @@ class XdsTest : public integration::OperatorTest {
     if (::geteuid() != 0) GTEST_SKIP() << "needs root (network namespaces, iptables)";
     integration::OperatorTest::SetUp();
     if (HasFatalFailure()) return;
-    auto labelled =
-        client().patch(kube::resources::kNamespaces, "", ns(), kube::PatchType::kMerge,
-                       {{"metadata", {{"labels", InjectorWebhook::labelForInjection()}}}});
-    ASSERT_TRUE(labelled) << labelled.error().describe();
+    Status opted_in = InjectorWebhook::optIn(client(), ns());
+    ASSERT_TRUE(opted_in) << opted_in.error().describe();
 
-    PodRunner::Options options;
-    options.client = &client();
-    options.images = testImageCatalog(kTestEnvoyImage);
-    auto runner = PodRunner::create(std::move(options));
+    auto runner = startTestPodRunner(&client());
     ASSERT_TRUE(runner) << runner.error().describe();
     runner_ = std::move(*runner);
 
@@ -160,17 +155,8 @@ class XdsTest : public integration::OperatorTest {
     cluster_ip_ = (*created_service)["spec"].value("clusterIP", "");
     ASSERT_FALSE(cluster_ip_.empty()) << created_service->dump();
 
-    json pod_template = testAppPod("server");
-    pod_template["metadata"].erase("name");
-    const json deployment = {
-        {"apiVersion", "apps/v1"},
-        {"kind", "Deployment"},
-        {"metadata", {{"name", "server"}}},
-        {"spec",
-         {{"replicas", 2},
-          {"selector", {{"matchLabels", {{"app.kubernetes.io/name", "server"}}}}},
-          {"template", {{"metadata", pod_template["metadata"]}, {"spec", pod_template["spec"]}}}}}};
-    auto created_deployment = client().create(kube::resources::kDeployments, ns(), deployment);
+    auto created_deployment =
+        client().create(kube::resources::kDeployments, ns(), testAppDeployment("server", 2));
     ASSERT_TRUE(created_deployment) << created_deployment.error().describe();
     auto watcher = PodWatcher::start(*runner_, client(), ns(), kServerSelector);
     ASSERT_TRUE(watcher) << watcher.error().describe();

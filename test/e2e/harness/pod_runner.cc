@@ -11,6 +11,8 @@
 #include <iostream>
 #include <sstream>
 
+#include "test/support/files.h"
+
 namespace picket::e2e {
 namespace {
 
@@ -24,13 +26,6 @@ constexpr auto kHookTimeout = std::chrono::seconds(120);
 
 std::string tail(const std::string& text, size_t limit = 4000) {
   return text.size() <= limit ? text : "..." + text.substr(text.size() - limit);
-}
-
-std::string readFile(const std::string& path) {
-  std::ifstream file(path, std::ios::binary);
-  std::ostringstream out;
-  out << file.rdbuf();
-  return out.str();
 }
 
 // "picket-e2e-<pid>-<ns>-<name>", within the length `ip netns` accepts.
@@ -95,7 +90,7 @@ std::string RunningPod::logPath(std::string_view container) const {
 }
 
 std::string RunningPod::log(std::string_view container) const {
-  return readFile(logPath(container));
+  return test_support::readFile(logPath(container)).value_or("");
 }
 
 RunningPod::Container* RunningPod::find(std::string_view name) {

@@ -34,4 +34,24 @@ json testAppPod(const std::string& name, const json& labels, const json& annotat
           {"spec", {{"terminationGracePeriodSeconds", 5}, {"containers", json::array({app})}}}};
 }
 
+json testAppDeployment(const std::string& name, int replicas) {
+  json pod_template = testAppPod(name);
+  pod_template["metadata"].erase("name");
+  return {
+      {"apiVersion", "apps/v1"},
+      {"kind", "Deployment"},
+      {"metadata", {{"name", name}}},
+      {"spec",
+       {{"replicas", replicas},
+        {"selector", {{"matchLabels", {{"app.kubernetes.io/name", name}}}}},
+        {"template", {{"metadata", pod_template["metadata"]}, {"spec", pod_template["spec"]}}}}}};
+}
+
+Result<std::unique_ptr<PodRunner>> startTestPodRunner(kube::Client* client) {
+  PodRunner::Options options;
+  options.client = client;
+  options.images = testImageCatalog(kTestEnvoyImage);
+  return PodRunner::create(std::move(options));
+}
+
 }  // namespace picket::e2e

@@ -1,7 +1,12 @@
 #pragma once
 
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+
+#include "common/result.h"
+#include "kube/client.h"
+#include "test/e2e/harness/pod_runner.h"
 
 namespace picket::e2e {
 
@@ -19,5 +24,13 @@ std::string testInjectorConfig();
 // app.kubernetes.io/name=<name> plus `labels`; `annotations` are added as given.
 nlohmann::json testAppPod(const std::string& name, const nlohmann::json& labels = {},
                           const nlohmann::json& annotations = {});
+
+// A Deployment `name` of `replicas` testAppPod(name) pods, selected by
+// app.kubernetes.io/name=<name>.
+nlohmann::json testAppDeployment(const std::string& name, int replicas);
+
+// A PodRunner for the tests' pods: the test images (testImageCatalog(kTestEnvoyImage)), with
+// `client` for the API server's side (a Node, pod status), or none without one.
+Result<std::unique_ptr<PodRunner>> startTestPodRunner(kube::Client* client);
 
 }  // namespace picket::e2e

@@ -1,20 +1,19 @@
 #include "test/e2e/harness/webhook.h"
 
-#include <netinet/in.h>
-#include <openssl/evp.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <thread>
 
+#include "kube/internal/text.h"
 #include "test/e2e/harness/images.h"
 #include "test/e2e/harness/netns.h"
+#include "test/support/files.h"
+#include "test/support/ports.h"
 #include "webhook/inject.h"
 
 namespace picket::e2e {
@@ -26,68 +25,6 @@ namespace fs = std::filesystem;
 const kube::Resource kWebhookConfigurations = kube::resources::kMutatingWebhookConfigurations;
 constexpr char kManagedByLabel[] = "app.kubernetes.io/managed-by";
 constexpr char kManagedBy[] = "picket-e2e";
-
-Result<std::string> readAll(const std::string& path) {
-  std::ifstream file(path, std::ios::binary);
-  if (!file) return makeError(ErrorCode::kIo, "cannot read " + path);
-  std::ostringstream out;
-  out << file.rdbuf();
-  return out.str();
-}
-
-std::string base64(const std::string& bytes) {
-  std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
-  const int length = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                     reinterpret_cast<const unsigned char*>(bytes.data()),
-                                     static_cast<int>(bytes.size()));
-  out.resize(static_cast<size_t>(length));
-  return out;
-}
-
-// A port on 127.0.0.1 that nothing listens on right now.
-Result<int> freePort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t size = sizeof(address);
-  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size) != 0) {
-    if (fd >= 0) ::close(fd);
-    return makeError(ErrorCode::kIo, "finding a free port failed");
-  }
-  ::close(fd);
-  return static_cast<int>(ntohs(address.sin_port));
-}
-
-// A CA and a serving certificate for IP:127.0.0.1 signed by it, made with the openssl tool as
-// test/cluster/up makes the cluster's.
-Status makeCertificates(const std::string& dir) {
-  const std::string ext = dir + "/server.ext";
-  std::ofstream(ext) << "basicConstraints=CA:FALSE\n"
-                        "keyUsage=critical,digitalSignature,keyEncipherment\n"
-                        "extendedKeyUsage=serverAuth\n"
-                        "subjectAltName=IP:127.0.0.1\n";
-  for (const std::vector<std::string>& step : std::vector<std::vector<std::string>>{
-           {"openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out",
-            dir + "/ca.key"},
-           {"openssl", "req", "-x509", "-new", "-key", dir + "/ca.key", "-subj",
-            "/CN=picket-e2e-webhook-ca", "-days", "2", "-sha256", "-addext",
-            "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign", "-out",
-            dir + "/ca.crt"},
-           {"openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out",
-            dir + "/tls.key"},
-           {"openssl", "req", "-new", "-key", dir + "/tls.key", "-subj", "/CN=picket-webhook",
-            "-out", dir + "/tls.csr"},
-           {"openssl", "x509", "-req", "-in", dir + "/tls.csr", "-CA", dir + "/ca.crt", "-CAkey",
-            dir + "/ca.key", "-set_serial", "1", "-days", "2", "-sha256", "-extfile", ext, "-out",
-            dir + "/tls.crt"},
-       }) {
-    auto done = runToolOrFail(step);
-    if (!done) return makeError(std::move(done.error()));
-  }
-  return ok();
-}
 
 // Deletes the configurations of harness runs whose process has ended: one left behind would
 // send its namespaces' pods to a webhook that is gone.
@@ -107,8 +44,43 @@ void sweepDeadConfigurations(kube::Client& client) {
 
 }  // namespace
 
+Status makeWebhookCertificates(const std::string& dir, const std::string& ca_name) {
+  const std::string ext = dir + "/server.ext";
+  Status written = test_support::writeFile(ext,
+                                           "basicConstraints=CA:FALSE\n"
+                                           "keyUsage=critical,digitalSignature,keyEncipherment\n"
+                                           "extendedKeyUsage=serverAuth\n"
+                                           "subjectAltName=IP:127.0.0.1\n");
+  if (!written) return written;
+  for (const std::vector<std::string>& step : std::vector<std::vector<std::string>>{
+           {"openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out",
+            dir + "/ca.key"},
+           {"openssl", "req", "-x509", "-new", "-key", dir + "/ca.key", "-subj", "/CN=" + ca_name,
+            "-days", "2", "-sha256", "-addext", "basicConstraints=critical,CA:TRUE", "-addext",
+            "keyUsage=critical,keyCertSign", "-out", dir + "/ca.crt"},
+           {"openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out",
+            dir + "/tls.key"},
+           {"openssl", "req", "-new", "-key", dir + "/tls.key", "-subj", "/CN=picket-webhook",
+            "-out", dir + "/tls.csr"},
+           {"openssl", "x509", "-req", "-in", dir + "/tls.csr", "-CA", dir + "/ca.crt", "-CAkey",
+            dir + "/ca.key", "-set_serial", "1", "-days", "2", "-sha256", "-extfile", ext, "-out",
+            dir + "/tls.crt"},
+       }) {
+    auto done = runToolOrFail(step);
+    if (!done) return makeError(std::move(done.error()));
+  }
+  return ok();
+}
+
 json InjectorWebhook::labelForInjection() {
   return {{std::string(webhook::kInjectLabel), "enabled"}, {kRunLabel, std::to_string(::getpid())}};
+}
+
+Status InjectorWebhook::optIn(kube::Client& client, const std::string& ns) {
+  auto labelled = client.patch(kube::resources::kNamespaces, "", ns, kube::PatchType::kMerge,
+                               {{"metadata", {{"labels", labelForInjection()}}}});
+  if (!labelled) return makeError(std::move(labelled.error()));
+  return ok();
 }
 
 Result<std::unique_ptr<InjectorWebhook>> InjectorWebhook::start(kube::Client& client,
@@ -119,9 +91,9 @@ Result<std::unique_ptr<InjectorWebhook>> InjectorWebhook::start(kube::Client& cl
   fs::create_directories(options.dir, error);
   if (error) return makeError(ErrorCode::kIo, "creating " + options.dir + ": " + error.message());
   std::ofstream(options.dir + "/config.yaml") << options.config_yaml;
-  Status certified = makeCertificates(options.dir);
+  Status certified = makeWebhookCertificates(options.dir, "picket-e2e-webhook-ca");
   if (!certified) return makeError(std::move(certified.error()));
-  auto port = freePort();
+  auto port = test_support::freePort();
   if (!port) return makeError(std::move(port.error()));
   const std::string address = "127.0.0.1:" + std::to_string(*port);
 
@@ -167,7 +139,7 @@ Result<std::unique_ptr<InjectorWebhook>> InjectorWebhook::start(kube::Client& cl
       "waiting for /readyz");
   if (!ready) return makeError(std::move(ready.error()));
 
-  auto ca = readAll(options.dir + "/ca.crt");
+  auto ca = test_support::readFile(options.dir + "/ca.crt");
   if (!ca) return makeError(std::move(ca.error()));
   hook->configuration_name_ = ownPrefix() + "injector";
   json selector = labelForInjection();
@@ -176,21 +148,21 @@ Result<std::unique_ptr<InjectorWebhook>> InjectorWebhook::start(kube::Client& cl
       {"kind", "MutatingWebhookConfiguration"},
       {"metadata",
        {{"name", hook->configuration_name_}, {"labels", {{kManagedByLabel, kManagedBy}}}}},
-      {"webhooks",
-       json::array({{{"name", "inject.picket.dev"},
-                     {"admissionReviewVersions", json::array({"v1"})},
-                     {"sideEffects", "NoneOnDryRun"},
-                     {"failurePolicy", "Fail"},
-                     {"timeoutSeconds", 10},
-                     {"reinvocationPolicy", "IfNeeded"},
-                     {"clientConfig",
-                      {{"url", "https://" + address + "/mutate"}, {"caBundle", base64(*ca)}}},
-                     {"rules", json::array({{{"operations", json::array({"CREATE"})},
-                                             {"apiGroups", json::array({""})},
-                                             {"apiVersions", json::array({"v1"})},
-                                             {"resources", json::array({"pods"})},
-                                             {"scope", "Namespaced"}}})},
-                     {"namespaceSelector", {{"matchLabels", selector}}}}})}};
+      {"webhooks", json::array({{{"name", "inject.picket.dev"},
+                                 {"admissionReviewVersions", json::array({"v1"})},
+                                 {"sideEffects", "NoneOnDryRun"},
+                                 {"failurePolicy", "Fail"},
+                                 {"timeoutSeconds", 10},
+                                 {"reinvocationPolicy", "IfNeeded"},
+                                 {"clientConfig",
+                                  {{"url", "https://" + address + "/mutate"},
+                                   {"caBundle", kube::internal::base64Encode(*ca)}}},
+                                 {"rules", json::array({{{"operations", json::array({"CREATE"})},
+                                                         {"apiGroups", json::array({""})},
+                                                         {"apiVersions", json::array({"v1"})},
+                                                         {"resources", json::array({"pods"})},
+                                                         {"scope", "Namespaced"}}})},
+                                 {"namespaceSelector", {{"matchLabels", selector}}}}})}};
   auto registered = client.create(kWebhookConfigurations, "", configuration);
   if (!registered) return makeError(std::move(registered.error()));
 
@@ -222,7 +194,7 @@ InjectorWebhook::~InjectorWebhook() {
 }
 
 std::string InjectorWebhook::log() const {
-  return readAll(options_.dir + "/webhook.log").value_or("");
+  return test_support::readFile(options_.dir + "/webhook.log").value_or("");
 }
 
 }  // namespace picket::e2e

@@ -45,6 +45,8 @@ class InjectorWebhook {
 
   // The labels a namespace needs for this webhook to inject its pods.
   static nlohmann::json labelForInjection();
+  // Adds labelForInjection() to namespace `ns`.
+  static Status optIn(kube::Client& client, const std::string& ns);
 
   // The webhook's output so far.
   std::string log() const;
@@ -58,5 +60,11 @@ class InjectorWebhook {
   std::string configuration_name_;
   std::unique_ptr<Process> process_;
 };
+
+// Writes into `dir` a CA named `ca_name` (ca.key, ca.crt) and a serving certificate for
+// IP:127.0.0.1 signed by it (tls.key, tls.crt; CN picket-webhook), both valid for two days, made
+// with the openssl tool as test/cluster/up makes the cluster's. An error names the step that
+// failed.
+Status makeWebhookCertificates(const std::string& dir, const std::string& ca_name);
 
 }  // namespace picket::e2e

@@ -1,52 +1,21 @@
 #include "test/e2e/harness/xds_operator.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <thread>
 
 #include "test/e2e/harness/http_client.h"
 #include "test/e2e/harness/images.h"
+#include "test/support/files.h"
+#include "test/support/ports.h"
 
 namespace picket::e2e {
-namespace {
 
 using nlohmann::json;
 namespace fs = std::filesystem;
-
-// A port on `address` that nothing listens on right now.
-Result<int> freePort(const std::string& address) {
-  sockaddr_in socket_address{};
-  socket_address.sin_family = AF_INET;
-  if (::inet_pton(AF_INET, address.c_str(), &socket_address.sin_addr) != 1) {
-    return makeError(ErrorCode::kInvalidArgument, "\"" + address + "\" is not an IPv4 address");
-  }
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  socklen_t size = sizeof(socket_address);
-  if (fd < 0 ||
-      ::bind(fd, reinterpret_cast<sockaddr*>(&socket_address), sizeof(socket_address)) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&socket_address), &size) != 0) {
-    if (fd >= 0) ::close(fd);
-    return makeError(ErrorCode::kIo, "finding a free port on " + address + " failed");
-  }
-  ::close(fd);
-  return static_cast<int>(ntohs(socket_address.sin_port));
-}
-
-std::string readAll(const std::string& path) {
-  std::ifstream file(path, std::ios::binary);
-  std::ostringstream out;
-  out << file.rdbuf();
-  return out.str();
-}
-
-}  // namespace
 
 Result<std::unique_ptr<XdsOperator>> XdsOperator::start(Options options) {
   std::unique_ptr<XdsOperator> server(new XdsOperator(std::move(options)));
@@ -54,7 +23,7 @@ Result<std::unique_ptr<XdsOperator>> XdsOperator::start(Options options) {
   std::error_code error;
   fs::create_directories(opts.dir, error);
   if (error) return makeError(ErrorCode::kIo, "creating " + opts.dir + ": " + error.message());
-  auto port = freePort(opts.address);
+  auto port = test_support::freePort(opts.address);
   if (!port) return makeError(std::move(port.error()));
   server->port_ = *port;
   // Appending a section keeps the caller's config as it is; it must not have one of its own.
@@ -174,6 +143,8 @@ Status XdsOperator::restart() {
 
 bool XdsOperator::running() { return process_ && !process_->exitCode(); }
 
-std::string XdsOperator::log() const { return readAll(options_.dir + "/operator.log"); }
+std::string XdsOperator::log() const {
+  return test_support::readFile(options_.dir + "/operator.log").value_or("");
+}
 
 }  // namespace picket::e2e
