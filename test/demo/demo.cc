@@ -7,18 +7,13 @@
 // the allowlist's status and requests through the sidecars. --check asserts each outcome and
 // exits; otherwise it waits for Ctrl-C. Everything it made is removed on the way out.
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <openssl/evp.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <iostream>
 #include <map>
@@ -35,11 +30,15 @@
 #include "kube/client.h"
 #include "kube/config.h"
 #include "kube/curl_transport.h"
+#include "kube/internal/text.h"
 #include "kube/resource.h"
 #include "test/e2e/harness/images.h"
 #include "test/e2e/harness/pod_runner.h"
 #include "test/e2e/harness/process.h"
 #include "test/e2e/harness/test_app.h"
+#include "test/e2e/harness/webhook.h"
+#include "test/support/files.h"
+#include "test/support/ports.h"
 #include "webhook/inject.h"
 
 namespace picket::demo {
@@ -175,83 +174,6 @@ Status waitUntil(const Interrupts& interrupts, const std::string& what, millisec
   }
 }
 
-std::string base64(const std::string& bytes) {
-  std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
-  const int length = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                     reinterpret_cast<const unsigned char*>(bytes.data()),
-                                     static_cast<int>(bytes.size()));
-  out.resize(static_cast<size_t>(length));
-  return out;
-}
-
-Result<std::string> readFile(const std::string& path) {
-  std::ifstream file(path, std::ios::binary);
-  if (!file) return makeError(ErrorCode::kIo, "cannot read " + path);
-  std::ostringstream out;
-  out << file.rdbuf();
-  return out.str();
-}
-
-Status writeFile(const std::string& path, const std::string& text) {
-  std::ofstream file(path, std::ios::binary | std::ios::trunc);
-  file << text;
-  if (!file) return makeError(ErrorCode::kIo, "cannot write " + path);
-  return ok();
-}
-
-// A TCP port of `address` that nothing listens on right now.
-Result<int> freePort(const std::string& address) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in bound{};
-  bound.sin_family = AF_INET;
-  socklen_t size = sizeof(bound);
-  if (fd < 0 || ::inet_pton(AF_INET, address.c_str(), &bound.sin_addr) != 1 ||
-      ::bind(fd, reinterpret_cast<sockaddr*>(&bound), sizeof(bound)) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &size) != 0) {
-    if (fd >= 0) ::close(fd);
-    return makeError(ErrorCode::kIo, "finding a free port on " + address + " failed");
-  }
-  ::close(fd);
-  return static_cast<int>(ntohs(bound.sin_port));
-}
-
-// The webhook's CA and its serving certificate for IP:127.0.0.1 (the API server calls it at
-// https://127.0.0.1:PORT/mutate and checks that SAN), made with the openssl tool.
-Status makeWebhookCertificates(const std::string& dir) {
-  Status written = writeFile(dir + "/server.ext",
-                             "basicConstraints=CA:FALSE\n"
-                             "keyUsage=critical,digitalSignature,keyEncipherment\n"
-                             "extendedKeyUsage=serverAuth\n"
-                             "subjectAltName=IP:127.0.0.1\n");
-  if (!written) return written;
-  const std::vector<std::string> ec_key = {
-      "openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out"};
-  auto with = [](std::vector<std::string> argv, const std::vector<std::string>& more) {
-    argv.insert(argv.end(), more.begin(), more.end());
-    return argv;
-  };
-  for (const std::vector<std::string>& step : {
-           with(ec_key, {dir + "/ca.key"}),
-           with({"openssl", "req", "-x509", "-new", "-key", dir + "/ca.key", "-subj",
-                 "/CN=picket-demo-webhook-ca", "-days", "1", "-sha256", "-addext",
-                 "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign",
-                 "-out", dir + "/ca.crt"},
-                {}),
-           with(ec_key, {dir + "/tls.key"}),
-           with({"openssl", "req", "-new", "-key", dir + "/tls.key", "-subj", "/CN=picket-webhook",
-                 "-out", dir + "/tls.csr"},
-                {}),
-           with({"openssl", "x509", "-req", "-in", dir + "/tls.csr", "-CA", dir + "/ca.crt",
-                 "-CAkey", dir + "/ca.key", "-set_serial", "1", "-days", "1", "-sha256", "-extfile",
-                 dir + "/server.ext", "-out", dir + "/tls.crt"},
-                {}),
-       }) {
-    auto done = e2e::runToolOrFail(step);
-    if (!done) return makeError(std::move(done.error()));
-  }
-  return ok();
-}
-
 // A copy of `object` without what the API server keeps for its own bookkeeping, for showing.
 json readable(json object) {
   if (object.contains("metadata")) {
@@ -306,7 +228,7 @@ class LocalProgram {
     return ok();
   }
 
-  std::string log() const { return readFile(log_path_).value_or(""); }
+  std::string log() const { return test_support::readFile(log_path_).value_or(""); }
 
   ~LocalProgram() { process_->stop(seconds(5)); }
 
@@ -452,16 +374,16 @@ Status Demo::applyChart() {
     Status fresh = freshNamespace(ns);
     if (!fresh) return fresh;
   }
-  Status certified = makeWebhookCertificates(dir_);
+  Status certified = e2e::makeWebhookCertificates(dir_, "picket-demo-webhook-ca");
   if (!certified) return certified;
-  auto ca = readFile(dir_ + "/ca.crt");
+  auto ca = test_support::readFile(dir_ + "/ca.crt");
   if (!ca) return makeError(std::move(ca.error()));
-  auto port = freePort("127.0.0.1");
+  auto port = test_support::freePort("127.0.0.1");
   if (!port) return makeError(std::move(port.error()));
   webhook_port_ = *port;
   const std::vector<std::string> values = {
       "webhook.url=https://127.0.0.1:" + std::to_string(webhook_port_) + "/mutate",
-      "webhook.caBundle=" + base64(*ca),
+      "webhook.caBundle=" + kube::internal::base64Encode(*ca),
       "injector.xdsHost=" + node_address_,
       "operator.xdsPort=" + std::to_string(kXdsPort),
       "operator.backend=calico",
@@ -538,8 +460,8 @@ Status Demo::applyChart() {
     if (object.value("kind", "") == "ConfigMap") {
       // The programs read the same files the chart mounts into their pods.
       for (const char* key : {"injector.yaml", "operator.yaml"}) {
-        Status written =
-            writeFile(dir_ + "/" + key, object["data"].value(std::string(key), std::string()));
+        Status written = test_support::writeFile(
+            dir_ + "/" + key, object["data"].value(std::string(key), std::string()));
         if (!written) return written;
       }
     }
@@ -558,7 +480,7 @@ Status Demo::startPrograms() {
       dir_ + "/picket-webhook.log");
   if (!webhook) return makeError(std::move(webhook.error()));
   webhook_ = std::move(*webhook);
-  auto metrics = freePort("127.0.0.1");
+  auto metrics = test_support::freePort("127.0.0.1");
   if (!metrics) return makeError(std::move(metrics.error()));
   metrics_port_ = *metrics;
   // The xDS server listens on the node's address on the test network, which the injected
@@ -669,8 +591,8 @@ Status Demo::showInjectedPod() {
   const std::string stored = dir_ + "/catalog.stored.yaml";
   json stored_object = readable(stored_catalog_);
   stored_object.erase("status");
-  Status written = writeFile(submitted, jsonToYaml(submitted_catalog_) + "\n");
-  if (written) written = writeFile(stored, jsonToYaml(stored_object) + "\n");
+  Status written = test_support::writeFile(submitted, jsonToYaml(submitted_catalog_) + "\n");
+  if (written) written = test_support::writeFile(stored, jsonToYaml(stored_object) + "\n");
   if (!written) return written;
   auto diff =
       e2e::runTool({"diff", "-u", "--label", "submitted", "--label", "stored", submitted, stored});
