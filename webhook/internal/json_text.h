@@ -28,7 +28,7 @@ class PrunedMembers {
   PrunedMembers() = default;
   // Implicit, so that a list of paths can be passed where PrunedMembers are expected. The
   // string_views of `paths` must outlive this object (string literals, as a rule).
-  PrunedMembers(const std::vector<JsonPath>& paths);  // NOLINT(google-explicit-constructor)
+  PrunedMembers(const std::vector<JsonPath>& paths);
 
   // The node of the tree: the root, and what member() and element() return.
   static constexpr std::size_t kRoot = 0;
