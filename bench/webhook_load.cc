@@ -19,8 +19,18 @@
 // error unless it is 200 with a JSON patch for the request's uid. Prints figures; never fails on
 // them. Exits 1 if the webhook cannot be started.
 //
+// (b) also prints the webhook's own latency histogram over the run (from its /metrics, scraped
+// before and after), and, each review carrying its own uid, where the slowest reviews spent their
+// time: the generator's clock at due, sent and answered against the timestamp of the webhook's
+// log line for that uid (same machine, same clock).
+//
 // Usage: webhook_load [--webhook=PATH] [--connections=16] [--seconds=5] [--rate=1000]
-//                     [--open-seconds=10] [--pool=32]
+//                     [--open-seconds=10] [--pool=32] [--rt-priority=N] [--nice=N]
+//                     [--webhook-log=PATH]
+// --seconds=0 skips (a) and wrk. --rt-priority=N runs the generator and the webhook under
+// SCHED_FIFO at priority N (1-99), --nice=N at niceness N (-20 to 19): on a busy shared machine
+// this separates the webhook's own latency from the time it waits for a core. --webhook-log
+// sends the webhook's output (its log) to PATH instead of a file in the run's temporary folder.
 
 // clang-format off
 // Boost 1.74's asio/awaitable.hpp uses std::exchange without including <utility>: first.
@@ -29,6 +39,7 @@
 
 #include <fcntl.h>
 #include <glog/logging.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -41,11 +52,15 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <limits>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -53,6 +68,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "bench/fixtures.h"
@@ -71,16 +87,29 @@ using tcp = asio::ip::tcp;
 using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 
 constexpr std::chrono::seconds kIoTimeout{10};
-constexpr std::string_view kUid = "6c1e0b6e-2f3a-4d5b-9c8d-7e6f5a4b3c2d";
+// Every review has its own uid: this prefix and a serial number in 12 decimal digits (still a
+// well-formed UUID), so that the webhook's log line for a review can be found.
+constexpr std::string_view kUidPrefix = "6c1e0b6e-2f3a-4d5b-9c8d-";
+constexpr int kUidDigits = 12;
+// (b)'s review i has serial kOpenLoopSerials + i; (a)'s count from 0.
+constexpr long kOpenLoopSerials = 100000000000;
 
 struct Options {
   std::string webhook = PICKET_WEBHOOK_BIN;
   int connections = 16;
-  int seconds = 5;
+  int seconds = 5;  // 0: skip (a)
   int rate = 1000;
   int open_seconds = 10;
   int pool = 32;
+  int rt_priority = 0;  // 0: not SCHED_FIFO
+  int nice = 0;
+  bool nice_set = false;
+  std::string webhook_log;  // empty: webhook.log in the run's folder
 };
+
+constexpr std::string_view kUsage =
+    "usage: webhook_load [--webhook=PATH] [--connections=N] [--seconds=N] [--rate=N] "
+    "[--open-seconds=N] [--pool=N] [--rt-priority=N] [--nice=N] [--webhook-log=PATH]\n";
 
 bool parseOptions(int argc, char** argv, Options& options) {
   for (int i = 1; i < argc; ++i) {
@@ -89,32 +118,79 @@ bool parseOptions(int argc, char** argv, Options& options) {
       options.webhook = std::string(arg.substr(10));
       continue;
     }
+    if (arg.rfind("--webhook-log=", 0) == 0) {
+      options.webhook_log = std::string(arg.substr(14));
+      if (options.webhook_log.empty()) {
+        std::cerr << "webhook_load: --webhook-log needs a path\n";
+        return false;
+      }
+      continue;
+    }
+    struct Field {
+      const char* prefix;
+      int* value;
+      long min;
+      long max;
+    };
     bool matched = false;
-    for (auto [name, field] : {std::pair{"--connections=", &options.connections},
-                               {"--seconds=", &options.seconds},
-                               {"--rate=", &options.rate},
-                               {"--open-seconds=", &options.open_seconds},
-                               {"--pool=", &options.pool}}) {
+    for (auto [name, field, min, max] :
+         {Field{"--connections=", &options.connections, 1, 1000000},
+          Field{"--seconds=", &options.seconds, 0, 1000000},
+          Field{"--rate=", &options.rate, 1, 1000000},
+          Field{"--open-seconds=", &options.open_seconds, 1, 1000000},
+          Field{"--pool=", &options.pool, 1, 1000000},
+          Field{"--rt-priority=", &options.rt_priority, 1, 99},
+          Field{"--nice=", &options.nice, -20, 19}}) {
       const std::string_view prefix = name;
       if (arg.rfind(prefix, 0) != 0) continue;
       char* end = nullptr;
       const long value = std::strtol(argv[i] + prefix.size(), &end, 10);
-      if (*end != '\0' || value < 1 || value > 1000000) {
-        std::cerr << "webhook_load: " << prefix << " needs an integer from 1 to 1000000, not \""
-                  << arg.substr(prefix.size()) << "\"\n";
+      if (end == argv[i] + prefix.size() || *end != '\0' || value < min || value > max) {
+        std::cerr << "webhook_load: " << prefix << " needs an integer from " << min << " to " << max
+                  << ", not \"" << arg.substr(prefix.size()) << "\"\n";
         return false;
       }
       *field = static_cast<int>(value);
+      if (field == &options.nice) options.nice_set = true;
       matched = true;
     }
     if (!matched) {
-      std::cerr << "webhook_load: unknown argument \"" << arg << "\"\n"
-                << "usage: webhook_load [--webhook=PATH] [--connections=N] [--seconds=N] "
-                   "[--rate=N] [--open-seconds=N] [--pool=N]\n";
+      std::cerr << "webhook_load: unknown argument \"" << arg << "\"\n" << kUsage;
       return false;
     }
   }
+  if (options.rt_priority > 0 && options.nice_set) {
+    std::cerr << "webhook_load: --rt-priority and --nice exclude each other (SCHED_FIFO ignores "
+                 "niceness)\n";
+    return false;
+  }
   return true;
+}
+
+// Applies --rt-priority or --nice to this thread before any other thread or the webhook starts:
+// threads and child processes inherit the policy, so the generator, the stand-in API server and
+// every thread of the webhook run with it. Returns a description for the output, or an error.
+Result<std::string> applyScheduling(const Options& options) {
+  if (options.rt_priority > 0) {
+    sched_param param{};
+    param.sched_priority = options.rt_priority;
+    if (::sched_setscheduler(0, SCHED_FIFO, &param) != 0) {
+      return makeError(
+          ErrorCode::kForbidden,
+          std::string("cannot set SCHED_FIFO (needs CAP_SYS_NICE): ") + std::strerror(errno));
+    }
+    return "SCHED_FIFO priority " + std::to_string(options.rt_priority) +
+           " (generator and webhook)";
+  }
+  if (options.nice_set) {
+    if (::setpriority(PRIO_PROCESS, 0, options.nice) != 0) {
+      return makeError(ErrorCode::kForbidden,
+                       std::string("cannot set niceness (a negative one needs CAP_SYS_NICE): ") +
+                           std::strerror(errno));
+    }
+    return "nice " + std::to_string(options.nice) + " (generator and webhook)";
+  }
+  return std::string("default (SCHED_OTHER, inherited niceness)");
 }
 
 std::string readFile(const fs::path& path) {
@@ -129,6 +205,12 @@ void writeFile(const fs::path& path, std::string_view text) {
   out << text;
 }
 
+std::string reviewUid(long serial) {
+  char digits[kUidDigits + 1];
+  std::snprintf(digits, sizeof digits, "%0*ld", kUidDigits, serial);
+  return std::string(kUidPrefix) + digits;
+}
+
 // The AdmissionReview the API server sends for the creation of the realistic pod (compact JSON,
 // as the API server writes it).
 std::string reviewBody() {
@@ -137,7 +219,7 @@ std::string reviewBody() {
     std::cerr << "webhook_load: " << pod.error().message << "\n";
     std::exit(1);
   }
-  return podCreationReview(json::parse(*pod), "shop", kUid).dump();
+  return podCreationReview(json::parse(*pod), "shop", reviewUid(0)).dump();
 }
 
 // The stand-in for the API server: what picket-webhook's namespace informer and event recorder
@@ -343,24 +425,52 @@ class Connection {
   beast::flat_buffer buffer_;
 };
 
-// True for the answer to kUid's review that injects: 200 with a JSONPatch.
-bool isInjection(const bh::response<bh::string_body>& response) {
+// POST /mutate with the review body; setSerial() changes the uid in place (same length).
+class ReviewRequest {
+ public:
+  explicit ReviewRequest(const std::string& body) : request_{bh::verb::post, "/mutate", 11} {
+    request_.set(bh::field::host, "127.0.0.1");
+    request_.set(bh::field::content_type, "application/json");
+    request_.set(bh::field::accept, "application/json");
+    request_.keep_alive(true);
+    request_.body() = body;
+    request_.prepare_payload();
+    uid_at_ = request_.body().find(kUidPrefix);
+  }
+
+  void setSerial(long serial) {
+    if (uid_at_ == std::string::npos) return;
+    const std::string uid = reviewUid(serial);
+    request_.body().replace(uid_at_, uid.size(), uid);
+  }
+
+  std::string_view uid() const {
+    if (uid_at_ == std::string::npos) return {};
+    return std::string_view(request_.body()).substr(uid_at_, kUidPrefix.size() + kUidDigits);
+  }
+
+  bh::request<bh::string_body>& message() { return request_; }
+
+ private:
+  bh::request<bh::string_body> request_;
+  std::size_t uid_at_;
+};
+
+// True for the answer to `request`'s review that injects: 200 with a JSONPatch and its uid.
+bool isInjection(const bh::response<bh::string_body>& response, const ReviewRequest& request) {
   if (response.result_int() != 200) return false;
   const std::string& body = response.body();
-  return body.find(kUid) != std::string::npos &&
+  return !request.uid().empty() && body.find(request.uid()) != std::string::npos &&
          body.find("\"patchType\":\"JSONPatch\"") != std::string::npos;
 }
 
-bh::request<bh::string_body> mutateRequest(const std::string& body) {
-  bh::request<bh::string_body> request{bh::verb::post, "/mutate", 11};
-  request.set(bh::field::host, "127.0.0.1");
-  request.set(bh::field::content_type, "application/json");
-  request.set(bh::field::accept, "application/json");
-  request.keep_alive(true);
-  request.body() = body;
-  request.prepare_payload();
-  return request;
-}
+// When one review of (b) was due, sent and answered (the generator's clock).
+struct Timing {
+  Clock::time_point due;
+  Clock::time_point sent;
+  Clock::time_point done;
+  bool answered = false;
+};
 
 struct Tally {
   std::vector<double> latencies_us;
@@ -390,8 +500,8 @@ void printLatencies(Tally& tally) {
 asio::awaitable<void> closedLoopWorker(asio::io_context& io, asio::ssl::context& tls,
                                        tcp::endpoint endpoint, const std::string& body,
                                        Clock::time_point measure_from, Clock::time_point until,
-                                       Tally& tally, long& answered) {
-  auto request = mutateRequest(body);
+                                       Tally& tally, long& answered, long& serial) {
+  ReviewRequest request(body);
   bh::response<bh::string_body> response;
   while (Clock::now() < until) {
     Connection connection(io, tls);
@@ -400,12 +510,13 @@ asio::awaitable<void> closedLoopWorker(asio::io_context& io, asio::ssl::context&
       co_return;
     }
     while (Clock::now() < until) {
+      request.setSerial(serial++);
       const Clock::time_point sent = Clock::now();
-      const bool exchanged = co_await connection.exchange(request, response);
+      const bool exchanged = co_await connection.exchange(request.message(), response);
       const Clock::time_point done = Clock::now();
       if (exchanged) ++tally.exchanged;
       if (sent >= measure_from) {
-        if (!exchanged || !isInjection(response)) ++tally.errors;
+        if (!exchanged || !isInjection(response, request)) ++tally.errors;
         if (exchanged) {
           ++answered;
           tally.latencies_us.push_back(
@@ -419,15 +530,17 @@ asio::awaitable<void> closedLoopWorker(asio::io_context& io, asio::ssl::context&
 
 // Open loop: review i is due at start + i * period; a connection takes the next due review as
 // soon as it is free, waits for its due time if that is still ahead, and the latency counts from
-// the due time, so time spent waiting for a free connection is included.
+// the due time, so time spent waiting for a free connection is included. `connection` was opened
+// before the start, as an API server's kept-alive connections would be; one that fails is opened
+// again (and the handshake counts in that review's latency).
 asio::awaitable<void> openLoopWorker(asio::io_context& io, asio::ssl::context& tls,
                                      tcp::endpoint endpoint, const std::string& body,
                                      Clock::time_point start, Clock::duration period, long total,
-                                     long& next, Tally& tally) {
-  auto request = mutateRequest(body);
+                                     long& next, Tally& tally, std::vector<Timing>& timings,
+                                     std::optional<Connection>& connection) {
+  ReviewRequest request(body);
   bh::response<bh::string_body> response;
   asio::steady_timer timer(io);
-  std::optional<Connection> connection;
   while (next < total) {
     const long index = next++;
     const Clock::time_point due = start + index * period;
@@ -444,15 +557,219 @@ asio::awaitable<void> openLoopWorker(asio::io_context& io, asio::ssl::context& t
         continue;
       }
     }
-    const bool exchanged = co_await connection->exchange(request, response);
+    request.setSerial(kOpenLoopSerials + index);
+    Timing& timing = timings[static_cast<std::size_t>(index)];
+    timing.due = due;
+    timing.sent = Clock::now();
+    const bool exchanged = co_await connection->exchange(request.message(), response);
     const Clock::time_point done = Clock::now();
-    if (!exchanged || !isInjection(response)) ++tally.errors;
+    if (!exchanged || !isInjection(response, request)) ++tally.errors;
     if (exchanged) {
+      timing.done = done;
+      timing.answered = true;
       ++tally.exchanged;
       tally.latencies_us.push_back(std::chrono::duration<double, std::micro>(done - due).count());
     } else {
       connection.reset();
     }
+  }
+}
+
+// GET `target` from the webhook on a connection of its own: the body of a 200 answer, or nothing.
+std::optional<std::string> fetchText(asio::ssl::context& tls, tcp::endpoint endpoint,
+                                     const char* target) {
+  asio::io_context io;
+  std::optional<std::string> body;
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        Connection connection(io, tls);
+        if (!co_await connection.connect(endpoint)) co_return;
+        bh::request<bh::string_body> request{bh::verb::get, target, 11};
+        request.set(bh::field::host, "127.0.0.1");
+        bh::response<bh::string_body> response;
+        if (co_await connection.exchange(request, response) && response.result_int() == 200) {
+          body = std::move(response.body());
+        }
+      },
+      asio::detached);
+  io.run();
+  return body;
+}
+
+// Upper bound (seconds) and cumulative count of each bucket of histogram `name`, from the series
+// whose label text contains `selector`, in the order of the Prometheus text.
+using Buckets = std::vector<std::pair<double, double>>;
+Buckets histogramBuckets(const std::string& text, std::string_view name,
+                         std::string_view selector) {
+  Buckets buckets;
+  const std::string prefix = std::string(name) + "_bucket{";
+  std::istringstream lines(text);
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (line.rfind(prefix, 0) != 0) continue;
+    const std::size_t close = line.find('}');
+    if (close == std::string::npos) continue;
+    const std::string_view labels = std::string_view(line).substr(0, close).substr(prefix.size());
+    const std::size_t le = labels.find("le=\"");
+    if (labels.find(selector) == std::string_view::npos || le == std::string_view::npos) continue;
+    const std::string bound(labels.substr(le + 4, labels.find('"', le + 4) - (le + 4)));
+    const double upper = bound == "+Inf" ? std::numeric_limits<double>::infinity()
+                                         : std::strtod(bound.c_str(), nullptr);
+    buckets.emplace_back(upper, std::strtod(line.c_str() + close + 1, nullptr));
+  }
+  return buckets;
+}
+
+// The share of the observations between two scrapes at or under each bucket bound, up to the
+// first bound that holds them all.
+void printHistogramDelta(const char* title, const Buckets& before, const Buckets& after) {
+  if (after.empty() || before.size() != after.size()) {
+    std::printf("    %s: not in the webhook's /metrics\n", title);
+    return;
+  }
+  const double total = after.back().second - before.back().second;
+  std::printf("    %s, %.0f reviews:", title, total);
+  if (total <= 0) {
+    std::printf(" none\n");
+    return;
+  }
+  for (std::size_t i = 0; i < after.size(); ++i) {
+    const double share = 100.0 * (after[i].second - before[i].second) / total;
+    if (std::isinf(after[i].first)) {
+      std::printf(" all %.1f%%", share);
+    } else {
+      std::printf(" <=%g ms %.1f%%", after[i].first * 1000, share);
+    }
+    if (share >= 100.0) break;
+    std::printf(",");
+  }
+  std::printf("\n");
+}
+
+// A decision line of the webhook's log: glog's timestamp as microseconds since local midnight,
+// and the thread that logged it.
+struct LogLine {
+  long long time_of_day_us = 0;
+  std::string thread;
+};
+
+// (b)'s reviews in the webhook's log, by index: glog lines "I1126 23:44:30.123456 12345
+// server.cc:NN] admission ... uid=\"<kUidPrefix><serial>\"".
+std::unordered_map<long, LogLine> decisionLines(const fs::path& log) {
+  std::unordered_map<long, LogLine> lines;
+  std::ifstream in(log);
+  std::string line;
+  const std::string key = "uid=\"" + std::string(kUidPrefix);
+  while (std::getline(in, line)) {
+    const std::size_t uid = line.find(key);
+    if (line.empty() || line[0] != 'I' || uid == std::string::npos) continue;
+    std::istringstream fields(line);
+    std::string date, time, thread;
+    fields >> date >> time >> thread;
+    int hours = 0, minutes = 0, seconds = 0;
+    long micros = 0;
+    if (std::sscanf(time.c_str(), "%d:%d:%d.%ld", &hours, &minutes, &seconds, &micros) != 4) {
+      continue;
+    }
+    const long serial = std::strtol(line.c_str() + uid + key.size(), nullptr, 10);
+    if (serial < kOpenLoopSerials) continue;
+    lines[serial - kOpenLoopSerials] =
+        LogLine{((hours * 60LL + minutes) * 60 + seconds) * 1000000 + micros, std::move(thread)};
+  }
+  return lines;
+}
+
+// Microseconds since local midnight of `at` (glog stamps its lines in local time).
+long long timeOfDayUs(std::chrono::system_clock::time_point at) {
+  const std::time_t seconds = std::chrono::system_clock::to_time_t(at);
+  std::tm local{};
+  ::localtime_r(&seconds, &local);
+  const long long micros =
+      std::chrono::duration_cast<std::chrono::microseconds>(at.time_since_epoch()).count() %
+      1000000;
+  return ((local.tm_hour * 60LL + local.tm_min) * 60 + local.tm_sec) * 1000000 + micros;
+}
+
+double median(std::vector<double> values) {
+  if (values.empty()) return 0;
+  std::nth_element(values.begin(), values.begin() + static_cast<long>(values.size() / 2),
+                   values.end());
+  return values[values.size() / 2];
+}
+
+// Where (b)'s reviews spent their time, from both ends: the generator's clock (due, sent,
+// answered) and the timestamp of the webhook's decision line, which is written after inject()
+// and before the answer is handed to the connection. `steady` and `system` are one instant on
+// the two clocks.
+void printBreakdown(const std::vector<Timing>& timings, const fs::path& log,
+                    Clock::time_point steady, std::chrono::system_clock::time_point system) {
+  const std::unordered_map<long, LogLine> lines = decisionLines(log);
+  struct Row {
+    double total, queued, in, out;
+    long index;
+    const std::string* thread;
+  };
+  std::vector<Row> rows;
+  const auto micros = [](Clock::duration d) {
+    return std::chrono::duration<double, std::micro>(d).count();
+  };
+  const auto onSystemClock = [&](Clock::time_point at) {
+    return system + std::chrono::duration_cast<std::chrono::system_clock::duration>(at - steady);
+  };
+  constexpr long long kDayUs = 86400LL * 1000000;
+  for (std::size_t i = 0; i < timings.size(); ++i) {
+    const Timing& timing = timings[i];
+    auto line = lines.find(static_cast<long>(i));
+    if (!timing.answered || line == lines.end()) continue;
+    long long in = line->second.time_of_day_us - timeOfDayUs(onSystemClock(timing.sent));
+    // A run across midnight.
+    if (in > kDayUs / 2) in -= kDayUs;
+    if (in < -kDayUs / 2) in += kDayUs;
+    const double queued = micros(timing.sent - timing.due);
+    const double total = micros(timing.done - timing.due);
+    rows.push_back(Row{total, queued, static_cast<double>(in),
+                       total - queued - static_cast<double>(in), static_cast<long>(i),
+                       &line->second.thread});
+  }
+  if (rows.empty()) {
+    std::printf("  no decision lines of (b) in the webhook's log (%s)\n", log.c_str());
+    return;
+  }
+  std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) { return a.total > b.total; });
+  const auto summarize = [&](const char* title, std::size_t count) {
+    std::vector<double> queued, in, out;
+    double max_queued = 0, max_in = 0, max_out = 0;
+    for (std::size_t i = 0; i < count; ++i) {
+      queued.push_back(rows[i].queued);
+      in.push_back(rows[i].in);
+      out.push_back(rows[i].out);
+      max_queued = std::max(max_queued, rows[i].queued);
+      max_in = std::max(max_in, rows[i].in);
+      max_out = std::max(max_out, rows[i].out);
+    }
+    std::printf("    %s (%zu): median %.0f + %.0f + %.0f us, max %.0f + %.0f + %.0f us\n", title,
+                count, median(queued), median(in), median(out), max_queued, max_in, max_out);
+  };
+  std::printf(
+      "  both ends (%zu of %zu reviews matched to their log line), due->sent + sent->logged + "
+      "logged->answered:\n"
+      "  (due->sent: waiting for a free connection or the generator's thread; sent->logged: "
+      "the request's way in, reading, parsing, inject(); logged->answered: the log line, the "
+      "answer's way out, the generator reading it)\n",
+      rows.size(), timings.size());
+  summarize("all", rows.size());
+  summarize("slowest 1%", std::max<std::size_t>(1, rows.size() / 100));
+  std::printf("    the 10 slowest (total = due->sent + sent->logged + logged->answered):\n");
+  const Clock::time_point start = timings.front().due;
+  for (std::size_t i = 0; i < std::min<std::size_t>(10, rows.size()); ++i) {
+    const Row& row = rows[i];
+    std::printf(
+        "      %6.0f us = %5.0f + %5.0f + %5.0f  review %ld at +%.3f s, webhook thread %s\n",
+        row.total, row.queued, row.in, row.out, row.index,
+        std::chrono::duration<double>(timings[static_cast<std::size_t>(row.index)].due - start)
+            .count(),
+        row.thread->c_str());
   }
 }
 
@@ -483,6 +800,12 @@ bool waitReady(WebhookProcess& webhook, asio::ssl::context& tls, tcp::endpoint e
 }
 
 int run(const Options& options) {
+  // First, so that every thread and the webhook process inherit it.
+  const Result<std::string> scheduling = applyScheduling(options);
+  if (!scheduling) {
+    std::cerr << "webhook_load: " << scheduling.error().message << "\n";
+    return 1;
+  }
   if (!fs::exists(options.webhook)) {
     std::cerr << "webhook_load: no webhook binary at " << options.webhook
               << " (build the picket-webhook target)\n";
@@ -525,7 +848,8 @@ int run(const Options& options) {
                 "    user: bench\n");
 
   const std::uint16_t port = freePort();
-  const fs::path log = dir / "webhook.log";
+  const fs::path log =
+      options.webhook_log.empty() ? dir / "webhook.log" : fs::path(options.webhook_log);
   WebhookProcess webhook;
   if (!webhook.start(
           options.webhook,
@@ -550,11 +874,13 @@ int run(const Options& options) {
   const std::string body = reviewBody();
   std::printf("picket-webhook pid %d on 127.0.0.1:%u (TLS, keep-alive); review %zu B\n",
               static_cast<int>(webhook.pid()), static_cast<unsigned>(port), body.size());
+  std::printf("scheduling: %s; webhook log: %s\n", scheduling->c_str(), log.c_str());
   const double cpu_before = processCpuSeconds(webhook.pid());
   const double client_cpu_before = selfCpuSeconds();
   long reviews = 0;
+  long serial = 0;
 
-  {
+  if (options.seconds > 0) {
     asio::io_context io;
     Tally tally;
     long answered = 0;
@@ -563,7 +889,8 @@ int run(const Options& options) {
     const Clock::time_point until = measure_from + std::chrono::seconds(options.seconds);
     for (int i = 0; i < options.connections; ++i) {
       asio::co_spawn(
-          io, closedLoopWorker(io, tls, endpoint, body, measure_from, until, tally, answered),
+          io,
+          closedLoopWorker(io, tls, endpoint, body, measure_from, until, tally, answered, serial),
           asio::detached);
     }
     io.run();
@@ -582,9 +909,31 @@ int run(const Options& options) {
     const Clock::duration period =
         std::chrono::duration_cast<Clock::duration>(std::chrono::seconds(1)) / options.rate;
     long next = 0;
+    std::vector<Timing> timings(static_cast<std::size_t>(total));
+    // The pool's connections first, so that no review of the run waits for a TLS handshake.
+    std::vector<std::optional<Connection>> connections(static_cast<std::size_t>(options.pool));
+    for (auto& connection : connections) {
+      asio::co_spawn(
+          io,
+          [&]() -> asio::awaitable<void> {
+            connection.emplace(io, tls);
+            if (!co_await connection->connect(endpoint)) {
+              ++tally.connect_failures;
+              connection.reset();
+            }
+          },
+          asio::detached);
+    }
+    io.run();
+    io.restart();
+    const std::optional<std::string> metrics_before = fetchText(tls, endpoint, "/metrics");
+    const Clock::time_point steady_now = Clock::now();
+    const std::chrono::system_clock::time_point system_now = std::chrono::system_clock::now();
     const Clock::time_point start = Clock::now() + std::chrono::milliseconds(100);
-    for (int i = 0; i < options.pool; ++i) {
-      asio::co_spawn(io, openLoopWorker(io, tls, endpoint, body, start, period, total, next, tally),
+    for (auto& connection : connections) {
+      asio::co_spawn(io,
+                     openLoopWorker(io, tls, endpoint, body, start, period, total, next, tally,
+                                    timings, connection),
                      asio::detached);
     }
     io.run();
@@ -595,6 +944,24 @@ int run(const Options& options) {
                 static_cast<double>(total) / elapsed);
     printLatencies(tally);
     reviews += tally.exchanged;
+    // The webhook's own view of the same reviews, to tell its latency from the client's.
+    const std::optional<std::string> metrics_after = fetchText(tls, endpoint, "/metrics");
+    if (metrics_before && metrics_after) {
+      std::printf("  the webhook's own histograms over (b) (share of reviews at or under):\n");
+      constexpr std::string_view kHttp = "picket_http_request_duration_seconds";
+      constexpr std::string_view kReview = "picket_webhook_review_duration_seconds";
+      printHistogramDelta("request read -> answer queued (http, /mutate)",
+                          histogramBuckets(*metrics_before, kHttp, "route=\"/mutate\""),
+                          histogramBuckets(*metrics_after, kHttp, "route=\"/mutate\""));
+      printHistogramDelta("parse, inject, answer (review)",
+                          histogramBuckets(*metrics_before, kReview, ""),
+                          histogramBuckets(*metrics_after, kReview, ""));
+    } else {
+      std::printf("  the webhook's /metrics could not be read\n");
+    }
+    // The log is read while the webhook still writes to it; lines of (b) are all in by now, as
+    // each was written before its answer was sent.
+    printBreakdown(timings, log, steady_now, system_now);
   }
 
   const double cpu_used = processCpuSeconds(webhook.pid()) - cpu_before;
@@ -622,7 +989,7 @@ int run(const Options& options) {
 
   // Cross-check of (a) with another client, when wrk is installed: it does not look at the
   // answers, so it shows only whether this generator's client side limits the throughput.
-  if (std::system("command -v wrk >/dev/null 2>&1") == 0) {
+  if (options.seconds > 0 && std::system("command -v wrk >/dev/null 2>&1") == 0) {
     writeFile(dir / "review.json", body);
     writeFile(dir / "post.lua", "local file = io.open(\"" + (dir / "review.json").string() +
                                     "\", \"rb\")\n"
