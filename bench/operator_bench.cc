@@ -3,7 +3,8 @@
 //   - convergence: N ServiceAllowlists created at once by several client threads, with the
 //     operator running, until every generated policy is present (and every allowlist Ready),
 //     against the time the same API server takes to accept N plain Calico NetworkPolicy creates
-//     from one client, one after the other (and, for reference, from the same threads);
+//     from one client, one after the other (and, for reference, from the same threads, and as
+//     sequential server-side applies, the way the operator writes);
 //   - one allowlist changed in a steady namespace of N: from the write to the policy's new rule
 //     arriving on a watch, p50/p99 over --changes changes;
 //   - the operator's resident memory (VmRSS of /proc/<pid>/status) with N and --large
@@ -12,7 +13,7 @@
 // judged against the targets beyond printing them next to each other.
 //
 // Usage: operator_bench [--allowlists N] [--large N] [--changes N] [--threads N]
-//                       [--operator-log PATH]
+//                       [--operator-log PATH] [--operator PATH]
 // The operator inherits the environment: GLOG_v=1 makes it trace each change (queued, dequeued,
 // planned, each write's round trip), kept with --operator-log.
 
@@ -79,6 +80,8 @@ struct BenchOptions {
   int threads = 8;
   // Where the operator's log goes; empty: a temporary file, deleted at the end.
   std::string operator_log;
+  // The picket-operator binary to run (another build, for a comparison on the same server).
+  std::string operator_binary = PICKET_OPERATOR_BINARY;
 };
 
 Result<BenchOptions> parseOptions(int argc, char** argv) {
@@ -89,9 +92,9 @@ Result<BenchOptions> parseOptions(int argc, char** argv) {
                                                            {"--threads", &options.threads}};
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
-    if (arg == "--operator-log") {
+    if (arg == "--operator-log" || arg == "--operator") {
       if (i + 1 >= argc) return makeError(ErrorCode::kInvalidArgument, arg + ": needs a path");
-      options.operator_log = argv[++i];
+      (arg == "--operator" ? options.operator_binary : options.operator_log) = argv[++i];
       continue;
     }
     const auto flag = std::find_if(flags.begin(), flags.end(),
@@ -100,7 +103,7 @@ Result<BenchOptions> parseOptions(int argc, char** argv) {
       return makeError(ErrorCode::kInvalidArgument,
                        "unknown argument \"" + arg +
                            "\" (flags: --allowlists N, --large N, --changes N, --threads N, "
-                           "--operator-log PATH)");
+                           "--operator-log PATH, --operator PATH)");
     }
     if (i + 1 >= argc) return makeError(ErrorCode::kInvalidArgument, arg + ": needs a number");
     const std::string text = argv[++i];
@@ -501,7 +504,8 @@ class Interruption {
 // it stops the process (SIGTERM, then SIGKILL after 10 s).
 class OperatorProcess {
  public:
-  static Result<std::unique_ptr<OperatorProcess>> start(const std::string& ns,
+  static Result<std::unique_ptr<OperatorProcess>> start(const std::string& binary,
+                                                        const std::string& ns,
                                                         const std::string& kubeconfig,
                                                         const std::string& log_path) {
     const int log = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -512,10 +516,10 @@ class OperatorProcess {
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_adddup2(&actions, log, STDOUT_FILENO);
     posix_spawn_file_actions_adddup2(&actions, log, STDERR_FILENO);
-    std::vector<std::string> args = {PICKET_OPERATOR_BINARY, "--kubeconfig", kubeconfig,
-                                     "--namespace", ns, "--watch-namespace", ns, "--backend",
-                                     "calico", "--leader-elect=false", "--metrics-addr",
-                                     "127.0.0.1:0", "--identity", "operator-bench",
+    std::vector<std::string> args = {binary, "--kubeconfig", kubeconfig, "--namespace", ns,
+                                     "--watch-namespace", ns, "--backend", "calico",
+                                     "--leader-elect=false", "--metrics-addr", "127.0.0.1:0",
+                                     "--identity", "operator-bench",
                                      // The network-policy operator alone: the xDS server's
                                      // informers (pods, services, endpoint slices) are not what
                                      // this measures.
@@ -851,6 +855,21 @@ int run(const BenchOptions& options) {
   const double threaded = secondsSince(start, Clock::now());
   rows.add({grouped(n) + " Calico policies, " + std::to_string(options.threads) + " client threads",
             fixed(threaded, 2, " s"), ""});
+  // The same objects written the way the operator writes them (server-side apply, which the API
+  // server answers with more work than a create: field ownership is computed and stored), for
+  // reference: what the convergence ratio would be measured against if the baseline applied too.
+  kube::ApplyOptions apply_options;
+  apply_options.field_manager = kFieldManager;
+  start = Clock::now();
+  for (int i = 0; i < n; ++i) {
+    auto applied =
+        client.apply(kCalicoPolicies, *base_ns,
+                     calicoPolicyObject(*base_ns, "ssa-" + serviceName(i), i), apply_options);
+    if (!applied) return fail("baseline", applied.error());
+  }
+  const double applies = secondsSince(start, Clock::now());
+  rows.add({grouped(n) + " Calico policies, 1 client, sequential server-side applies",
+            fixed(applies, 2, " s"), ""});
 
   // The operator's namespace, with watches started before anything is written in it.
   auto ns = namespaces.create("opbench");
@@ -861,7 +880,7 @@ int run(const BenchOptions& options) {
   if (Status watching = policies.start(); !watching) return fail("watch", watching.error());
   if (Status watching = ready.start(); !watching) return fail("watch", watching.error());
   auto op = OperatorProcess::start(
-      *ns, cluster.kubeconfigPath(),
+      options.operator_binary, *ns, cluster.kubeconfigPath(),
       options.operator_log.empty() ? dir.file("operator.log") : options.operator_log);
   if (!op) return fail("picket-operator", op.error());
   if (Status up = (*op)->waitReady(std::chrono::seconds(60)); !up) {
@@ -876,6 +895,7 @@ int run(const BenchOptions& options) {
   if (!converged) return fail("convergence", converged.error());
   rows.add({"convergence / sequential baseline", fixed(*converged / sequential, 2, "x"), "< 1.5x"});
   rows.add({"convergence / threaded baseline", fixed(*converged / threaded, 2, "x"), ""});
+  rows.add({"convergence / sequential applies", fixed(*converged / applies, 2, "x"), ""});
   auto at_n = (*op)->memory();
   if (at_n) {
     rows.add({"operator RSS with " + grouped(n) + " allowlists (VmRSS)", mib(at_n->rss_kib), ""});
