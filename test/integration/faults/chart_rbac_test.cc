@@ -27,6 +27,7 @@
 #include "kube/internal/text.h"
 #include "test/integration/faults/fault_support.h"
 #include "test/integration/operator/operator_fixture.h"
+#include "test/support/ports.h"
 #include "test/unit/common/http_test_support.h"
 
 namespace picket::integration {
@@ -312,7 +313,7 @@ TEST_F(ChartRbacTest, EachProgramDoesItsJobWithOnlyTheChartsPermissions) {
   ASSERT_TRUE(client().create(kube::resources::kServices, ns(), service));
 
   // picket-operator: the Deployment's flags, then what a process outside a pod must change.
-  auto xds_port = freeLoopbackPort();
+  auto xds_port = test_support::freePort();
   ASSERT_TRUE(xds_port) << xds_port.error().describe();
   const std::string identity = "picket-operator-0";
   std::vector<std::string> args = {"--kubeconfig", *operator_kubeconfig};

@@ -1,11 +1,8 @@
 #include "test/integration/faults/fault_support.h"
 
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -18,6 +15,7 @@
 #include "kube/config.h"
 #include "kube/curl_transport.h"
 #include "operator/planner.h"
+#include "test/support/ports.h"
 
 extern char** environ;
 
@@ -150,26 +148,8 @@ Result<pid_t> operatorPid(const std::string& ns, const std::string& identity) {
                    "no picket-operator child runs as " + identity + " in namespace " + ns);
 }
 
-Result<uint16_t> freeLoopbackPort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return makeError(ErrorCode::kIo, std::string("socket: ") + std::strerror(errno));
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  address.sin_port = 0;
-  socklen_t length = sizeof(address);
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
-    const std::string error = std::strerror(errno);
-    ::close(fd);
-    return makeError(ErrorCode::kIo, "binding a loopback port: " + error);
-  }
-  ::close(fd);
-  return ntohs(address.sin_port);
-}
-
 Result<std::unique_ptr<SecondApiServer>> SecondApiServer::create(const TempDir& dir) {
-  auto port = freeLoopbackPort();
+  auto port = test_support::freePort();
   if (!port) return makeError(std::move(port.error()));
   auto shared = readFile(cluster().kubeconfigPath());
   if (!shared) return makeError(std::move(shared.error()));

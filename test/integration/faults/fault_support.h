@@ -58,9 +58,6 @@ std::string describeExit(int status);
 // `ns` (OperatorProcess keeps its pid to itself), found in /proc; kNotFound when none runs.
 Result<pid_t> operatorPid(const std::string& ns, const std::string& identity);
 
-// A free TCP port on 127.0.0.1 (bound and released; below a busy machine's reuse horizon).
-Result<uint16_t> freeLoopbackPort();
-
 // A second kube-apiserver on the shared control plane's etcd (test/cluster/apiserver), started
 // as a child of the test: stopping, killing and restarting it touches neither the shared API
 // server nor the other tests that use it. Objects written through either server are the same
