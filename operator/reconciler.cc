@@ -103,17 +103,24 @@ std::string failureHint(const Error& error) {
   }
 }
 
+// Drops the null objects and those whose service (by `service_of`) is not one of `services`;
+// an object without a readable service stays, as it may concern any service.
+std::vector<kube::ObjectPtr> keepServices(std::vector<kube::ObjectPtr> objects,
+                                          const std::set<std::string>& services,
+                                          std::optional<std::string> (*service_of)(const json&)) {
+  std::erase_if(objects, [&](const kube::ObjectPtr& object) {
+    if (!object) return true;
+    const std::optional<std::string> service = service_of(*object);
+    return service && !services.contains(*service);
+  });
+  return objects;
+}
+
 }  // namespace
 
 std::vector<kube::ObjectPtr> ClusterCache::allowlistsFor(
     std::string_view ns, const std::set<std::string>& services) const {
-  std::vector<kube::ObjectPtr> objects = allowlists(ns);
-  std::erase_if(objects, [&](const kube::ObjectPtr& object) {
-    if (!object) return true;
-    const std::optional<std::string> service = protectedService(*object);
-    return service && !services.contains(*service);
-  });
-  return objects;
+  return keepServices(allowlists(ns), services, protectedService);
 }
 
 std::vector<std::string> ClusterCache::allowlistNames(std::string_view ns) const {
@@ -126,13 +133,7 @@ std::vector<std::string> ClusterCache::allowlistNames(std::string_view ns) const
 
 std::vector<kube::ObjectPtr> ClusterCache::policiesFor(
     std::string_view ns, const std::set<std::string>& services) const {
-  std::vector<kube::ObjectPtr> objects = policies(ns);
-  std::erase_if(objects, [&](const kube::ObjectPtr& object) {
-    if (!object) return true;
-    const std::optional<std::string> service = policyService(*object);
-    return service && !services.contains(*service);
-  });
-  return objects;
+  return keepServices(policies(ns), services, policyService);
 }
 
 const kube::Resource& allowlistResource() {
