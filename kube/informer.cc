@@ -229,6 +229,14 @@ std::vector<ObjectPtr> Informer::listNamespace(
   return loadAll(entries);
 }
 
+std::set<std::string, std::less<>> Informer::indexValuesInNamespace(std::string_view ns) const {
+  std::set<std::string, std::less<>> values;
+  std::lock_guard<std::mutex> guard(mutex_);
+  forEachInNamespace(cache_, ns,
+                     [&](std::string_view, const Entry& entry) { values.insert(entry.index); });
+  return values;
+}
+
 std::vector<std::string> Informer::namesInNamespace(std::string_view ns) const {
   std::vector<std::string> names;
   std::lock_guard<std::mutex> guard(mutex_);

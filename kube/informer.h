@@ -146,6 +146,9 @@ class Informer {
   // `index_values`, ordered by key. Only those are parsed.
   std::vector<ObjectPtr> listNamespace(
       std::string_view ns, const std::set<std::string, std::less<>>& index_values) const;
+  // The distinct index values (InformerOptions::index) of the cached objects of namespace `ns`;
+  // parses nothing. What a reader splitting a namespace into parts by index value needs.
+  std::set<std::string, std::less<>> indexValuesInNamespace(std::string_view ns) const;
   // The names (metadata.name) of the cached objects of namespace `ns`, ordered; parses nothing.
   std::vector<std::string> namesInNamespace(std::string_view ns) const;
   // The key and resourceVersion of every cached object, ordered by key; parses nothing. With

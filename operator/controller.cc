@@ -82,8 +82,10 @@ void trimForCache(json& object) {
 
 // The index value of an allowlist or policy in the compact caches: its service, or "" for one
 // without a plain service. Reconciler::reconcile of some services reads those and the "" ones.
+constexpr std::string_view kServiceIndexPrefix = "service:";
+
 std::string serviceIndex(const std::optional<std::string>& service) {
-  return service ? "service:" + *service : "";
+  return service ? std::string(kServiceIndexPrefix) + *service : "";
 }
 
 std::set<std::string, std::less<>> serviceIndexValues(const std::set<std::string>& services) {
@@ -627,6 +629,23 @@ std::vector<kube::ObjectPtr> Controller::policiesFor(std::string_view ns,
     for (kube::ObjectPtr& object : informer->listNamespace(ns, values)) {
       out.push_back(std::move(object));
     }
+  }
+  return out;
+}
+
+std::set<std::string> Controller::services(std::string_view ns) const {
+  // From the caches' index values (serviceIndex): a whole reconcile split into parts parses only
+  // one part at a time.
+  std::set<std::string> out;
+  const auto add = [&out](const std::set<std::string, std::less<>>& values) {
+    for (const std::string& value : values) {
+      if (value.starts_with(kServiceIndexPrefix))
+        out.insert(value.substr(kServiceIndexPrefix.size()));
+    }
+  };
+  add(allowlist_informer_->indexValuesInNamespace(ns));
+  for (const auto& [kind, informer] : policy_informers_) {
+    add(informer->indexValuesInNamespace(ns));
   }
   return out;
 }

@@ -124,6 +124,7 @@ class Controller : public ClusterCache {
   std::vector<std::string> allowlistNames(std::string_view ns) const override;
   std::vector<kube::ObjectPtr> policiesFor(std::string_view ns,
                                            const std::set<std::string>& services) const override;
+  std::set<std::string> services(std::string_view ns) const override;
 
  private:
   Controller(kube::Client& client, kube::Clock& clock, ControllerOptions options);

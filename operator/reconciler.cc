@@ -116,6 +116,17 @@ std::vector<kube::ObjectPtr> keepServices(std::vector<kube::ObjectPtr> objects,
   return objects;
 }
 
+// A status as MessagePack, the form statuses wait in (a fifth of nlohmann's tree).
+std::string packJson(const json& value) {
+  std::vector<uint8_t> bytes = json::to_msgpack(value);
+  return std::string(bytes.begin(), bytes.end());
+}
+
+// The status packJson() packed; our own encoding of a JSON value, so it decodes.
+json unpackJson(const std::string& packed) {
+  return json::from_msgpack(packed, /*strict=*/true, /*allow_exceptions=*/false);
+}
+
 }  // namespace
 
 std::vector<kube::ObjectPtr> ClusterCache::allowlistsFor(
@@ -134,6 +145,19 @@ std::vector<std::string> ClusterCache::allowlistNames(std::string_view ns) const
 std::vector<kube::ObjectPtr> ClusterCache::policiesFor(
     std::string_view ns, const std::set<std::string>& services) const {
   return keepServices(policies(ns), services, policyService);
+}
+
+std::set<std::string> ClusterCache::services(std::string_view ns) const {
+  std::set<std::string> out;
+  for (const kube::ObjectPtr& object : allowlists(ns)) {
+    if (!object) continue;
+    if (std::optional<std::string> service = protectedService(*object)) out.insert(*service);
+  }
+  for (const kube::ObjectPtr& object : policies(ns)) {
+    if (!object) continue;
+    if (std::optional<std::string> service = policyService(*object)) out.insert(*service);
+  }
+  return out;
 }
 
 const kube::Resource& allowlistResource() {
@@ -226,9 +250,11 @@ StatusWriter::StatusWriter(WriteFn write, ConflictFn on_conflict, kube::Clock& c
 
 StatusWriter::~StatusWriter() { stop(); }
 
-void StatusWriter::submit(const kube::ObjectPtr& object, json status) {
-  const std::string key =
-      metadataString(*object, "namespace") + "/" + metadataString(*object, "name");
+void StatusWriter::submit(const kube::ObjectPtr& object, const json& status) {
+  std::string ns = metadataString(*object, "namespace");
+  std::string name = metadataString(*object, "name");
+  const std::string key = ns + "/" + name;
+  std::string packed = packJson(status);
   {
     std::lock_guard<std::mutex> guard(mutex_);
     if (stopped_) return;
@@ -236,7 +262,13 @@ void StatusWriter::submit(const kube::ObjectPtr& object, json status) {
     auto [entry, added] = entries_.try_emplace(key);
     if (!added) unfinished_.erase(entry->second.serial);
     const kube::SteadyTime since = added ? clock_.now() : entry->second.since;
-    entry->second = Entry{object, std::move(status), since, serial};
+    entry->second = Entry{std::move(ns),
+                          std::move(name),
+                          metadataString(*object, "uid"),
+                          metadataString(*object, "resourceVersion"),
+                          std::move(packed),
+                          since,
+                          serial};
     unfinished_.insert(serial);
   }
   queue_.add(key);
@@ -304,7 +336,11 @@ void StatusWriter::run(size_t index) {
       entry = found->second;
     }
 
-    Status written = write_(*entry.object, entry.status);
+    json metadata = {{"namespace", entry.ns}, {"name", entry.name}};
+    if (!entry.uid.empty()) metadata["uid"] = entry.uid;
+    if (!entry.resource_version.empty()) metadata["resourceVersion"] = entry.resource_version;
+    const json object = {{"metadata", std::move(metadata)}};
+    Status written = write_(object, unpackJson(entry.packed_status));
     bool retry = false;
     bool conflict = false;
     {
@@ -334,7 +370,7 @@ void StatusWriter::run(size_t index) {
       LOG(WARNING) << "could not write the status of ServiceAllowlist " << *key << ": "
                    << written.error().describe() << "; retrying with backoff";
     }
-    if (conflict) on_conflict_(metadataString(*entry.object, "namespace"));
+    if (conflict) on_conflict_(entry.ns);
     if (retry) {
       queue_.addRateLimited(*key);
     } else {
@@ -352,7 +388,7 @@ void StatusWriter::run(size_t index) {
 
 Reconciler::Reconciler(kube::Client& client, const ClusterCache& cache, Applier& applier,
                        kube::EventRecorder& events, kube::Clock& clock, metrics::Registry& registry,
-                       PlannerConfig config, size_t parallel_writes)
+                       PlannerConfig config, size_t parallel_writes, size_t batch_services)
     : client_(client),
       cache_(cache),
       applier_(applier),
@@ -360,6 +396,7 @@ Reconciler::Reconciler(kube::Client& client, const ClusterCache& cache, Applier&
       clock_(clock),
       config_(std::move(config)),
       parallel_writes_(std::max<size_t>(parallel_writes, 1)),
+      batch_services_(std::max<size_t>(batch_services, 1)),
       reconciles_(registry.counter("picket_operator_reconciles_total",
                                    "Namespace reconciles, by result (success or error).",
                                    {"result"})),
@@ -380,6 +417,35 @@ Reconciler::Reconciler(kube::Client& client, const ClusterCache& cache, Applier&
 ReconcileResult Reconciler::reconcile(const std::string& ns,
                                       const std::optional<std::set<std::string>>& services) {
   const kube::SteadyTime started = clock_.now();
+  std::set<std::string> all;
+  if (!services) all = cache_.services(ns);
+  const std::set<std::string>& named = services ? *services : all;
+  ReconcileResult result;
+  if (named.size() <= batch_services_) {
+    result = reconcilePart(ns, services);
+  } else {
+    VLOG(1) << "reconcile " << ns << ": " << named.size() << " services in parts of "
+            << batch_services_;
+    auto next = named.begin();
+    while (next != named.end()) {
+      std::set<std::string> batch;
+      while (next != named.end() && batch.size() < batch_services_) batch.insert(*next++);
+      ReconcileResult part = reconcilePart(ns, batch);
+      result.requeue = result.requeue || part.requeue;
+      result.requeue_after = std::max(result.requeue_after, part.requeue_after);
+      if (!part.error) continue;
+      if (!result.error) result.error = part.error;
+      // The rest would only find the server unreachable too; the retry does the whole namespace.
+      if (serverUnreachable(*part.error)) break;
+    }
+  }
+  reconciles_.labels({result.error ? "error" : "success"}).inc();
+  duration_.labels({}).observe(std::chrono::duration<double>(clock_.now() - started).count());
+  return result;
+}
+
+ReconcileResult Reconciler::reconcilePart(const std::string& ns,
+                                          const std::optional<std::set<std::string>>& services) {
   ReconcileResult result;
   // Part of the namespace (see the header): an allowlist without a plain service is always in it,
   // since nothing but a whole reconcile would otherwise look at it.
@@ -571,10 +637,11 @@ ReconcileResult Reconciler::reconcile(const std::string& ns,
     for (StatusWrite& write : status_writes) {
       {
         std::lock_guard<std::mutex> guard(mutex_);
-        pending_status_[write.key] = PendingStatus{
-            clock_.now(), metadataString(*write.object, "resourceVersion"), "", write.status};
+        pending_status_[write.key] =
+            PendingStatus{clock_.now(), metadataString(*write.object, "resourceVersion"), "",
+                          packJson(write.status)};
       }
-      status_writer_->submit(write.object, std::move(write.status));
+      status_writer_->submit(write.object, write.status);
     }
     VLOG(1) << "reconcile " << ns << ": " << status_writes.size() << " statuses submitted";
     status_writes.clear();
@@ -671,8 +738,6 @@ ReconcileResult Reconciler::reconcile(const std::string& ns,
     if (previous.empty()) reasons_.erase(ns);
   }
 
-  reconciles_.labels({result.error ? "error" : "success"}).inc();
-  duration_.labels({}).observe(std::chrono::duration<double>(clock_.now() - started).count());
   return result;
 }
 
@@ -691,7 +756,7 @@ void Reconciler::writeStatusesInBackground(StatusWriterOptions options,
           // Not written after all: the next reconcile compares with the cache again.
           std::lock_guard<std::mutex> guard(mutex_);
           auto found = pending_status_.find(key);
-          if (found != pending_status_.end() && found->second.status == status) {
+          if (found != pending_status_.end() && found->second.packed_status == packJson(status)) {
             pending_status_.erase(found);
           }
         }
@@ -716,7 +781,7 @@ json Reconciler::currentStatus(const std::string& key, const json& object) {
   if (found == pending_status_.end()) return cached;
   const PendingStatus& pending = found->second;
   if (version == pending.version_before && clock_.now() - pending.at < Applier::kPendingLifetime) {
-    return pending.status;
+    return unpackJson(pending.packed_status);
   }
   pending_status_.erase(found);
   return cached;
@@ -742,7 +807,7 @@ Status Reconciler::writeStatus(const json& object, const json& status) {
   forgetExpiredLocked();
   pending_status_[ns + "/" + name] =
       PendingStatus{clock_.now(), metadataString(object, "resourceVersion"),
-                    metadataString(*written, "resourceVersion"), status};
+                    metadataString(*written, "resourceVersion"), packJson(status)};
   return ok();
 }
 

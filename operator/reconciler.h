@@ -56,6 +56,10 @@ class ClusterCache {
   // The generated policies of `ns` whose policyService() is one of `services`, or nullopt.
   virtual std::vector<kube::ObjectPtr> policiesFor(std::string_view ns,
                                                    const std::set<std::string>& services) const;
+  // Every service of `ns` named by an allowlist (protectedService) or a generated policy
+  // (policyService): the parts a whole reconcile is made of when done in batches. The default
+  // reads the whole lists above; an indexed cache answers without parsing.
+  virtual std::set<std::string> services(std::string_view ns) const;
 };
 
 // controller-runtime's Result: what the work queue does with the key after a reconcile.
@@ -137,8 +141,11 @@ class StatusWriter {
   StatusWriter(const StatusWriter&) = delete;
   StatusWriter& operator=(const StatusWriter&) = delete;
 
-  // Queues `status` for the allowlist `object` (its cached object: namespace, name, uid).
-  void submit(const kube::ObjectPtr& object, nlohmann::json status);
+  // Queues `status` for the allowlist `object` (its cached object: namespace, name, uid). Only
+  // those and its resourceVersion are kept, and the status as MessagePack: in a burst thousands
+  // of statuses wait, and whole parsed allowlists and statuses were most of the operator's memory.
+  // `write` receives an object holding only that metadata.
+  void submit(const kube::ObjectPtr& object, const nlohmann::json& status);
 
   // Blocks until every status submitted before the call has been written or has failed at least
   // once (or the writer stopped).
@@ -149,8 +156,13 @@ class StatusWriter {
 
  private:
   struct Entry {
-    kube::ObjectPtr object;
-    nlohmann::json status;
+    // metadata.namespace, name, uid and resourceVersion of the allowlist.
+    std::string ns;
+    std::string name;
+    std::string uid;
+    std::string resource_version;
+    // The status, as MessagePack.
+    std::string packed_status;
     // When the first status still waiting for this allowlist was submitted (for max_hold).
     kube::SteadyTime since;
     // Submission number, so a write replaced meanwhile is not forgotten as written.
@@ -209,11 +221,16 @@ class StatusWriter {
 // an error, so the queue retries with backoff.
 class Reconciler {
  public:
+  // Services one part of a reconcile plans at most (see reconcile()).
+  static constexpr size_t kDefaultBatchServices = 256;
+
   // Everything must outlive the Reconciler. `config` is a valid planner configuration. One
-  // reconcile writes up to `parallel_writes` statuses at once (at least 1).
+  // reconcile writes up to `parallel_writes` statuses at once (at least 1), and plans at most
+  // `batch_services` services at a time (at least 1).
   Reconciler(kube::Client& client, const ClusterCache& cache, Applier& applier,
              kube::EventRecorder& events, kube::Clock& clock, metrics::Registry& registry,
-             PlannerConfig config, size_t parallel_writes = Applier::kDefaultParallelWrites);
+             PlannerConfig config, size_t parallel_writes = Applier::kDefaultParallelWrites,
+             size_t batch_services = kDefaultBatchServices);
 
   Reconciler(const Reconciler&) = delete;
   Reconciler& operator=(const Reconciler&) = delete;
@@ -228,6 +245,13 @@ class Reconciler {
   // statuses are written. Allowlists of one service merge only with each other, so this gives
   // exactly what a whole reconcile would for that part, at the cost of the changed services
   // instead of the whole namespace. Without `services`, the whole namespace.
+  //
+  // More than `batch_services` services (named, or those of the whole namespace by
+  // ClusterCache::services) are reconciled in parts of that many, one after the other, so the
+  // parsed allowlists, policies and plan held at once stay bounded (a whole reconcile of 10,000
+  // allowlists held all of them, tens of megabytes). Every part also takes the allowlists and
+  // policies without a plain service, as a partial reconcile does; the parts together write what
+  // one whole reconcile would. A part that finds the API server unreachable ends the reconcile.
   ReconcileResult reconcile(const std::string& ns,
                             const std::optional<std::set<std::string>>& services = std::nullopt);
 
@@ -254,9 +278,14 @@ class Reconciler {
     kube::SteadyTime at;
     std::string version_before;
     std::string version_after;
-    nlohmann::json status;
+    // The status written, as MessagePack (one is remembered per allowlist for up to
+    // Applier::kPendingLifetime: at 10,000 allowlists, parsed, they were megabytes).
+    std::string packed_status;
   };
 
+  // One part of reconcile(): the whole namespace (`services` nullopt) or those services.
+  ReconcileResult reconcilePart(const std::string& ns,
+                                const std::optional<std::set<std::string>>& services);
   // The allowlist's status as it is now: the cached one, or what this reconciler wrote if the
   // cache has not caught up with that write.
   nlohmann::json currentStatus(const std::string& key, const nlohmann::json& object);
@@ -276,6 +305,7 @@ class Reconciler {
   kube::Clock& clock_;
   const PlannerConfig config_;
   const size_t parallel_writes_;
+  const size_t batch_services_;
 
   metrics::CounterFamily& reconciles_;
   metrics::HistogramFamily& duration_;

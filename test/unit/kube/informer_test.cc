@@ -580,8 +580,9 @@ TEST(InformerTest, ResyncsCompactCache) {
   h.informer.stop();
 }
 
-// Tests reading part of a namespace by index value, the names of a namespace and the versions of
-// all objects, for a compact cache and a parsed one; the index follows an object's changes.
+// Tests reading part of a namespace by index value, the names and index values of a namespace and
+// the versions of all objects, for a compact cache and a parsed one; the index follows an object's
+// changes.
 TEST(InformerTest, ListsPartOfNamespaceByIndex) {
   for (const bool compact : {false, true}) {
     InformerOptions informer_options = options();
@@ -605,11 +606,14 @@ TEST(InformerTest, ListsPartOfNamespaceByIndex) {
     EXPECT_THAT(keys(h.informer.listNamespace("other", {"x", "y"})), ElementsAre("other/d"));
     EXPECT_THAT(h.informer.namesInNamespace("ns"), ElementsAre("a", "b", "c"));
     EXPECT_THAT(h.informer.namesInNamespace("n"), IsEmpty());
+    EXPECT_THAT(h.informer.indexValuesInNamespace("ns"), ElementsAre("", "x", "y"));
+    EXPECT_THAT(h.informer.indexValuesInNamespace("n"), IsEmpty());
 
     h.server.send(event(WatchEventType::kModified, grouped("ns", "b", "5", "x")));
     h.recorder.waitFor(5);
     EXPECT_THAT(keys(h.informer.listNamespace("ns", {"x"})), ElementsAre("ns/a", "ns/b"));
     EXPECT_THAT(keys(h.informer.listNamespace("ns", {"y"})), IsEmpty());
+    EXPECT_THAT(h.informer.indexValuesInNamespace("ns"), ElementsAre("", "x"));
     std::vector<std::string> versions;
     for (const CachedVersion& version : h.informer.versions()) {
       versions.push_back(version.key + "@" + version.resource_version);

@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <map>
 #include <memory>
@@ -244,6 +245,116 @@ TEST_F(ReconcilerTest, ReconcilesOnlyTheNamedServices) {
   EXPECT_FALSE(result.error);
   EXPECT_EQ(fake_->pendingExpectations(), 0u);
   EXPECT_EQ(metric("picket_operator_allowlists{reason=\"PolicyApplied\"}"), "2");
+}
+
+// The requests (as "METHOD path body", sorted) and the Events (sorted) of one whole reconcile of
+// `cache`'s namespace "shop" by a fresh Reconciler planning `batch_services` services at a time,
+// answering every policy write with the policy served and every status write and delete with {}.
+struct WholeReconcile {
+  std::vector<std::string> requests;
+  std::vector<std::string> events;
+  size_t unanswered = 0;
+  bool failed = false;
+};
+
+WholeReconcile reconcileWhole(const ClusterCache& cache, size_t batch_services) {
+  auto fake = std::make_shared<FakeTransport>();
+  kube::Client client(fake, kube::RetryPolicy{0, {}, {}, {}});
+  kube::FakeClock clock;
+  Applier applier(client, clock, Backend::kCalico);
+  metrics::Registry registry;
+  std::mutex mutex;
+  std::vector<std::string> events;
+  kube::EventSink sink{[&](const json& event) -> Result<json> {
+                         std::lock_guard<std::mutex> guard(mutex);
+                         events.push_back(event["reason"].get<std::string>() + " " +
+                                          event["regarding"]["name"].get<std::string>() + ": " +
+                                          event["note"].get<std::string>());
+                         return event;
+                       },
+                       [](const std::string&, const std::string&,
+                          const json& patch) -> Result<json> { return patch; }};
+  auto recorder = kube::EventRecorder::create(sink, clock, {"picket.dev/operator", "test"}).value();
+  Reconciler reconciler(client, cache, applier, *recorder, clock, registry, PlannerConfig{},
+                        Applier::kDefaultParallelWrites, batch_services);
+
+  const std::vector<kube::ObjectPtr> allowlists = cache.allowlists("shop");
+  std::vector<json> planned;
+  for (const kube::ObjectPtr& object : allowlists) planned.push_back(*object);
+  for (const json& policy : plan(planned, {}, PlannerConfig{}).policies) {
+    fake->expect({"PATCH", "/apis/projectcalico.org/v3/namespaces/shop/networkpolicies/" +
+                               policy["metadata"]["name"].get<std::string>() + kApplyQuery},
+                 {200, served(policy).dump(), {}});
+  }
+  for (const kube::ObjectPtr& object : allowlists) {
+    fake->expect(
+        {"PATCH", "/apis/picket.dev/v1alpha1/namespaces/shop/serviceallowlists/" +
+                      (*object)["metadata"]["name"].get<std::string>() + "/status" + kForcedQuery},
+        {200, "{}", {}});
+  }
+  for (const kube::ObjectPtr& object : cache.policies("shop")) {
+    fake->expect({"DELETE", "/apis/projectcalico.org/v3/namespaces/shop/networkpolicies/" +
+                                (*object)["metadata"]["name"].get<std::string>()},
+                 {200, "{}", {}});
+  }
+
+  WholeReconcile out;
+  out.failed = reconciler.reconcile("shop").error.has_value();
+  recorder->flush();
+  for (const kube::RecordedRequest& request : fake->requests()) {
+    json body = request.body.empty() ? json() : json::parse(request.body);
+    out.requests.push_back(request.method + " " + request.path + " " + body.dump());
+  }
+  std::sort(out.requests.begin(), out.requests.end());
+  {
+    std::lock_guard<std::mutex> guard(mutex);
+    out.events = events;
+  }
+  std::sort(out.events.begin(), out.events.end());
+  out.unanswered = fake->pendingExpectations();
+  recorder->stop();
+  return out;
+}
+
+// Tests that a whole namespace reconciled in parts of a few services at a time writes exactly
+// what one reconcile of the whole namespace writes: the same policies (those of a podSelector
+// allowlist, which every part plans, once), statuses, deletes of orphans and Events.
+TEST_F(ReconcilerTest, ReconcilesAWholeNamespaceInPartsAsInOnePiece) {
+  const auto allowlist_for = [](const std::string& service) {
+    json object = cartAllowlist(kWebCaller);
+    object["metadata"]["name"] = service;
+    object["metadata"]["uid"] = "uid-" + service;
+    object["spec"]["service"] = service;
+    return object;
+  };
+  for (const char* service : {"a", "b", "c", "d", "e"}) {
+    cache_.allowlists_.push_back(allowlist_for(service));
+  }
+  json by_selector = allowlist_for("by-selector");
+  by_selector["spec"].erase("service");
+  by_selector["spec"]["podSelector"] = {{"matchLabels", {{"tier", "db"}}}};
+  cache_.allowlists_.push_back(by_selector);
+  // Two orphans, whose allowlists are gone: one part or another must delete each.
+  for (const char* service : {"gone-1", "gone-2"}) {
+    cache_.policies_.push_back(served(
+        plan(std::vector<json>{allowlist_for(service)}, {}, PlannerConfig{}).policies.at(0)));
+  }
+  EXPECT_EQ(cache_.services("shop"),
+            (std::set<std::string>{"a", "b", "c", "d", "e", "gone-1", "gone-2"}));
+
+  const WholeReconcile whole = reconcileWhole(cache_, Reconciler::kDefaultBatchServices);
+  EXPECT_FALSE(whole.failed);
+  EXPECT_EQ(whole.unanswered, 0u);
+  // 6 policies, 6 statuses, 2 deletes.
+  EXPECT_EQ(whole.requests.size(), 14u);
+  EXPECT_EQ(whole.events.size(), 6u);
+  for (const size_t batch : {1u, 2u, 3u}) {
+    const WholeReconcile parts = reconcileWhole(cache_, batch);
+    EXPECT_FALSE(parts.failed) << batch;
+    EXPECT_EQ(parts.unanswered, 0u) << batch;
+    EXPECT_EQ(parts.requests, whole.requests) << batch;
+    EXPECT_EQ(parts.events, whole.events) << batch;
+  }
 }
 
 // Tests that a second reconcile of a converged namespace writes nothing and records nothing.
