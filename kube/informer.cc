@@ -60,6 +60,37 @@ ListerWatcher clientListerWatcher(Client& client, Resource resource, std::string
     options.field_selector = field_selector;
     return client.list(resource, ns, options);
   };
+  lister_watcher.list_pages = [&client, resource, ns, label_selector, field_selector](
+                                  const std::function<void(std::vector<json> & items)>& on_page,
+                                  const std::function<void()>& on_restart) -> Result<std::string> {
+    ListOptions options;
+    options.label_selector = label_selector;
+    options.field_selector = field_selector;
+    // Client::list's pager, handing each page over instead of gathering them.
+    int restarts = 0;
+    for (;;) {
+      auto page = client.listPage(resource, ns, options);
+      if (!page) {
+        // A 410 on a later page: the snapshot the continue token points into was compacted away,
+        // and only a restart gives one consistent list. On the first page it is not ours to fix.
+        const bool token_expired =
+            page.error().code == ErrorCode::kGone && !options.continue_token.empty();
+        if (!token_expired || restarts == Client::kMaxListRestarts) {
+          return makeError(std::move(page.error()));
+        }
+        ++restarts;
+        LOG(INFO) << "listing " << resource.plural
+                  << ": continue token expired; restarting the list (" << restarts << " of "
+                  << Client::kMaxListRestarts << ")";
+        on_restart();
+        options.continue_token.clear();
+        continue;
+      }
+      on_page(page->items);
+      if (page->continue_token.empty()) return page->resource_version;
+      options.continue_token = page->continue_token;
+    }
+  };
   lister_watcher.watch = [&client, resource, ns, label_selector, field_selector](
                              const WatchOptions& options,
                              const std::function<bool(const WatchEvent&)>& on_event) {
@@ -275,31 +306,44 @@ void Informer::queueResyncLocked() {
 }
 
 bool Informer::listAndReplace() {
-  Result<ObjectList> listed = lister_watcher_.list();
-  if (!listed) {
-    LOG(WARNING) << "informer " << options_.name << ": list failed: " << listed.error().describe();
+  Cache fresh;
+  const auto add = [&](std::vector<json>& items) {
+    for (json& item : items) {
+      if (options_.transform) options_.transform(item);
+      Result<std::string> key = objectKey(item);
+      if (!key) {
+        LOG(ERROR) << "informer " << options_.name
+                   << ": skipping a listed item: " << key.error().describe();
+        continue;
+      }
+      // A compact cache keeps no parsed copy for the notifications: a relist of many objects
+      // would otherwise hold them all parsed until delivered.
+      // Moved, so in a compact cache each item's tree goes as soon as it is packed, not with the
+      // whole answer.
+      fresh[*key] = makeEntry(std::move(item), false);
+    }
+    // Each page's trees go with the page.
+    items.clear();
+    items.shrink_to_fit();
+  };
+  Result<std::string> version = "";
+  if (lister_watcher_.list_pages) {
+    version = lister_watcher_.list_pages(add, [&fresh] { fresh.clear(); });
+  } else if (Result<ObjectList> listed = lister_watcher_.list(); listed) {
+    add(listed->items);
+    version = std::move(listed->resource_version);
+  } else {
+    version = makeError(std::move(listed.error()));
+  }
+  if (!version) {
+    LOG(WARNING) << "informer " << options_.name << ": list failed: " << version.error().describe();
     return false;
   }
-  if (listed->resource_version.empty()) {
+  if (version->empty()) {
     // Without a version there is nothing to watch from; keep the cache and retry the list.
     LOG(ERROR) << "informer " << options_.name
                << ": list answer has no metadata.resourceVersion; retrying";
     return false;
-  }
-  Cache fresh;
-  for (json& item : listed->items) {
-    if (options_.transform) options_.transform(item);
-    Result<std::string> key = objectKey(item);
-    if (!key) {
-      LOG(ERROR) << "informer " << options_.name
-                 << ": skipping a listed item: " << key.error().describe();
-      continue;
-    }
-    // A compact cache keeps no parsed copy for the notifications: a relist of many objects would
-    // otherwise hold them all parsed until delivered.
-    // Moved, so in a compact cache each item's tree goes as soon as it is packed, not with the
-    // whole answer.
-    fresh[*key] = makeEntry(std::move(item), false);
   }
 
   std::lock_guard<std::mutex> guard(mutex_);
@@ -324,7 +368,7 @@ bool Informer::listAndReplace() {
     }
   }
   cache_ = std::move(fresh);
-  resource_version_ = listed->resource_version;
+  resource_version_ = std::move(*version);
   if (!listed_) {
     listed_ = true;
     notifyLocked({Notification::Kind::kSynced, {}, {}});

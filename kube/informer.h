@@ -31,6 +31,14 @@ Result<std::string> objectKey(const json& object);
 struct ListerWatcher {
   // A complete (all pages) LIST: the items and the collection's resourceVersion.
   std::function<Result<ObjectList>()> list;
+  // Optional: the same LIST handed over page by page, so a large list is never held parsed whole
+  // (10,000 allowlists as parsed JSON are tens of megabytes). Calls `on_page` with each page's
+  // items in order (it may move them out) and `on_restart` when the list starts over (a continue
+  // token expired: what the pages gave so far is void); returns the list's resourceVersion. When
+  // set, the informer lists with it instead of `list`.
+  std::function<Result<std::string>(const std::function<void(std::vector<json>& items)>& on_page,
+                                    const std::function<void()>& on_restart)>
+      list_pages;
   // One WATCH request with the given options, with the contract of Client::watch: calls
   // `on_event` per event (bookmarks included), returns when the server ends the stream, when
   // `on_event` returns false, or when a stop is requested on `options.stop`.

@@ -580,6 +580,47 @@ TEST(InformerTest, ResyncsCompactCache) {
   h.informer.stop();
 }
 
+// Tests that a list handed over page by page fills the cache as a whole list does, transformed,
+// and that a list starting over (a continue token expired) keeps only what the new pass gave.
+TEST(InformerTest, ListsPageByPage) {
+  FakeServer server;
+  ListerWatcher lister_watcher = server.listerWatcher();
+  int passes = 0;
+  lister_watcher.list_pages = [&passes](
+                                  const std::function<void(std::vector<json> & items)>& on_page,
+                                  const std::function<void()>& on_restart) -> Result<std::string> {
+    ++passes;
+    std::vector<json> first = {object("ns", "a", "1"), object("ns", "gone", "1")};
+    on_page(first);
+    on_restart();
+    std::vector<json> again = {object("ns", "a", "2")};
+    on_page(again);
+    std::vector<json> second = {object("ns", "b", "3"), object("other", "c", "4")};
+    on_page(second);
+    return std::string("4");
+  };
+  InformerOptions informer_options = options();
+  informer_options.compact = true;
+  informer_options.transform = [](json& item) { item["transformed"] = true; };
+  FakeClock clock;
+  Recorder recorder;
+  Informer informer(std::move(lister_watcher), clock, informer_options);
+  informer.addHandlers(recorder.handlers());
+  informer.start();
+  ASSERT_TRUE(informer.waitForSync(SteadyTime::max()));
+  EXPECT_EQ(passes, 1);
+  EXPECT_EQ(server.listCalls(), 0);
+  EXPECT_THAT(recorder.waitFor(3), ElementsAre("add ns/a 2", "add ns/b 3", "add other/c 4"));
+  std::vector<std::string> versions;
+  for (const CachedVersion& version : informer.versions()) {
+    versions.push_back(version.key + "@" + version.resource_version);
+  }
+  EXPECT_THAT(versions, ElementsAre("ns/a@2", "ns/b@3", "other/c@4"));
+  EXPECT_EQ((*informer.get("ns/b"))["transformed"], true);
+  EXPECT_EQ(informer.lastResourceVersion(), "4");
+  informer.stop();
+}
+
 // Tests reading part of a namespace by index value, the names and index values of a namespace and
 // the versions of all objects, for a compact cache and a parsed one; the index follows an object's
 // changes.
