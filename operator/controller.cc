@@ -617,10 +617,6 @@ std::vector<kube::ObjectPtr> Controller::allowlistsFor(
   return allowlist_informer_->listNamespace(ns, serviceIndexValues(services));
 }
 
-std::vector<std::string> Controller::allowlistNames(std::string_view ns) const {
-  return allowlist_informer_->namesInNamespace(ns);
-}
-
 std::vector<kube::ObjectPtr> Controller::policiesFor(std::string_view ns,
                                                      const std::set<std::string>& services) const {
   const std::set<std::string, std::less<>> values = serviceIndexValues(services);

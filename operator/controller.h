@@ -121,7 +121,6 @@ class Controller : public ClusterCache {
   std::vector<kube::ObjectPtr> policies(std::string_view ns) const override;
   std::vector<kube::ObjectPtr> allowlistsFor(std::string_view ns,
                                              const std::set<std::string>& services) const override;
-  std::vector<std::string> allowlistNames(std::string_view ns) const override;
   std::vector<kube::ObjectPtr> policiesFor(std::string_view ns,
                                            const std::set<std::string>& services) const override;
   std::set<std::string> services(std::string_view ns) const override;

@@ -51,8 +51,6 @@ class ClusterCache {
   // The allowlists of `ns` whose protectedService() is one of `services`, or nullopt.
   virtual std::vector<kube::ObjectPtr> allowlistsFor(std::string_view ns,
                                                      const std::set<std::string>& services) const;
-  // The names of every allowlist of `ns`.
-  virtual std::vector<std::string> allowlistNames(std::string_view ns) const;
   // The generated policies of `ns` whose policyService() is one of `services`, or nullopt.
   virtual std::vector<kube::ObjectPtr> policiesFor(std::string_view ns,
                                                    const std::set<std::string>& services) const;
@@ -317,8 +315,10 @@ class Reconciler {
   // Keyed by "namespace/name".
   std::map<std::string, PendingStatus> pending_status_;
   kube::SteadyTime last_forget_{};
-  // The Ready reason of each allowlist, per namespace, for the allowlists gauge.
-  std::map<std::string, std::map<std::string, std::string>> reasons_;
+  // The Ready reason of each allowlist, for the allowlists gauge: namespace -> service group (the
+  // service it protects, "" for one without a plain service) -> allowlist name -> reason. Grouped
+  // so a reconcile of some services replaces only their groups.
+  std::map<std::string, std::map<std::string, std::map<std::string, std::string>>> reasons_;
   // Set by writeStatusesInBackground().
   std::unique_ptr<StatusWriter> status_writer_;
 };

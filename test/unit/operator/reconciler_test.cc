@@ -357,6 +357,45 @@ TEST_F(ReconcilerTest, ReconcilesAWholeNamespaceInPartsAsInOnePiece) {
   }
 }
 
+// Tests that the allowlists gauge follows an allowlist that moves to another service and then
+// goes, through reconciles of some services only, while an allowlist outside them keeps its count.
+TEST_F(ReconcilerTest, KeepsTheAllowlistsGaugeThroughPartialReconciles) {
+  const auto allowlist_for = [](const std::string& name, const std::string& service) {
+    json object = cartAllowlist(kWebCaller);
+    object["metadata"]["name"] = name;
+    object["metadata"]["uid"] = "uid-" + name;
+    object["spec"]["service"] = service;
+    return object;
+  };
+  const auto answer_writes = [this](const std::string& name, const std::string& service) {
+    fake_->expect({"PATCH", "/apis/projectcalico.org/v3/namespaces/shop/networkpolicies/picket-" +
+                                service + kApplyQuery},
+                  {200, "{}", {}});
+    fake_->expect({"PATCH", "/apis/picket.dev/v1alpha1/namespaces/shop/serviceallowlists/" + name +
+                                "/status" + kForcedQuery},
+                  {200, "{}", {}});
+  };
+  const std::string gauge = "picket_operator_allowlists{reason=\"PolicyApplied\"}";
+  cache_.allowlists_ = {allowlist_for("stays", "c"), allowlist_for("moves", "a")};
+  answer_writes("stays", "c");
+  answer_writes("moves", "a");
+  Reconciler& partial = reconciler();
+  EXPECT_FALSE(partial.reconcile("shop").error);
+  EXPECT_EQ(metric(gauge), "2");
+
+  // Its update names both services; it is counted once, in its new one.
+  cache_.allowlists_[1] = allowlist_for("moves", "b");
+  answer_writes("moves", "b");
+  EXPECT_FALSE(partial.reconcile("shop", std::set<std::string>{"a", "b"}).error);
+  EXPECT_EQ(metric(gauge), "2");
+
+  // Deleted: its service's reconcile no longer counts it; "stays" was never in these parts.
+  cache_.allowlists_.pop_back();
+  EXPECT_FALSE(partial.reconcile("shop", std::set<std::string>{"b"}).error);
+  EXPECT_EQ(metric(gauge), "1");
+  EXPECT_EQ(fake_->pendingExpectations(), 0u);
+}
+
 // Tests that a second reconcile of a converged namespace writes nothing and records nothing.
 TEST_F(ReconcilerTest, WritesNothingWhenConverged) {
   json allowlist = cartAllowlist(kWebCaller);
