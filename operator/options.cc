@@ -3,10 +3,9 @@
 #include <algorithm>
 #include <charconv>
 #include <chrono>
-#include <fstream>
 #include <optional>
-#include <sstream>
 
+#include "common/files.h"
 #include "common/yaml_json.h"
 
 namespace picket::op {
@@ -327,13 +326,12 @@ SIGTERM or SIGINT: stop writing, release the Lease, flush Events, exit 0.
 }
 
 Result<OperatorConfig> loadOperatorConfig(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) {
-    return makeError(ErrorCode::kIo, "--config: cannot read " + path, path);
+  Result<std::string> text = readWholeFile(path);
+  if (!text) {
+    return makeError(ErrorCode::kIo, "--config: cannot read " + path + ": " + text.error().message,
+                     path);
   }
-  std::stringstream text;
-  text << in.rdbuf();
-  auto document = yamlToJson(text.str(), path);
+  auto document = yamlToJson(*text, path);
   if (!document) return makeError(std::move(document.error()));
   OperatorConfig config;
   // The planner rejects keys it does not know, so the control plane's part comes out first.

@@ -7,13 +7,13 @@
 #include <condition_variable>
 #include <cstdio>
 #include <deque>
-#include <fstream>
 #include <mutex>
 #include <optional>
-#include <sstream>
 #include <stop_token>
 #include <thread>
 #include <utility>
+
+#include "common/files.h"
 
 namespace picket::webhook {
 namespace {
@@ -58,12 +58,12 @@ std::string joinReasons(const std::vector<SkipReason>& reasons) {
 }
 
 Result<std::string> readConfigFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return makeError(ErrorCode::kIo, "cannot read config file " + path, path);
-  std::stringstream content;
-  content << in.rdbuf();
-  if (in.bad()) return makeError(ErrorCode::kIo, "cannot read config file " + path, path);
-  return content.str();
+  Result<std::string> content = readWholeFile(path);
+  if (!content) {
+    return makeError(ErrorCode::kIo,
+                     "cannot read config file " + path + ": " + content.error().message, path);
+  }
+  return content;
 }
 
 const json* member(const json& object, std::string_view key) {
