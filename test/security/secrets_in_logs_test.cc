@@ -19,6 +19,7 @@
 #include "kube/internal/text.h"
 #include "test/integration/cluster_env.h"
 #include "test/support/program.h"
+#include "test/support/webhook_configuration.h"
 
 namespace picket::security {
 namespace {
@@ -187,23 +188,7 @@ TEST_F(SecretsInLogsTest, VerboseFullRunLogsNoKeyOrToken) {
   // A configuration for the operator to keep the caBundle of; it can never be called.
   ASSERT_TRUE(client().create(
       kWebhookConfigs, "",
-      {{"apiVersion", "admissionregistration.k8s.io/v1"},
-       {"kind", "MutatingWebhookConfiguration"},
-       {"metadata", {{"name", configuration_}}},
-       {"webhooks",
-        {{{"name", "inject.picket.dev"},
-          {"clientConfig",
-           {{"service",
-             {{"namespace", ns()}, {"name", kService}, {"path", "/mutate"}, {"port", 443}}}}},
-          {"rules",
-           {{{"operations", {"CREATE"}},
-             {"apiGroups", {""}},
-             {"apiVersions", {"v1"}},
-             {"resources", {"pods"}}}}},
-          {"failurePolicy", "Ignore"},
-          {"sideEffects", "None"},
-          {"admissionReviewVersions", {"v1"}},
-          {"namespaceSelector", {{"matchLabels", {{"picket.dev/never-" + ns(), "true"}}}}}}}}}));
+      test_support::uncallableWebhookConfiguration(configuration_, ns(), kService)));
 
   const std::vector<std::string> verbose = {"GLOG_v=10", "GLOG_vmodule="};
   const std::string injector_config = integration::sourcePath("test/fixtures/webhook/config.yaml");

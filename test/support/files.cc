@@ -2,17 +2,17 @@
 
 #include <filesystem>
 #include <fstream>
-#include <sstream>
+
+#include "common/files.h"
 
 namespace picket::test_support {
 
 Result<std::string> readFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return makeError(ErrorCode::kIo, "cannot read " + path);
-  std::ostringstream content;
-  content << in.rdbuf();
-  if (in.bad()) return makeError(ErrorCode::kIo, "error reading " + path);
-  return content.str();
+  Result<std::string> content = readWholeFile(path);
+  if (!content) {
+    return makeError(ErrorCode::kIo, "cannot read " + path + ": " + content.error().message, path);
+  }
+  return content;
 }
 
 Status writeFile(const std::string& path, const std::string& content, unsigned mode) {

@@ -8,7 +8,7 @@
 
 namespace picket::test_support {
 
-// Reads a file whole; kIo naming the path when it cannot be opened or read.
+// Reads a file whole; kIo "cannot read <path>: <the system's reason>" when it cannot.
 Result<std::string> readFile(const std::string& path);
 
 // Writes `content` to `path` (replacing it) with the given permission bits; kIo naming the path

@@ -47,7 +47,7 @@ TEST_F(FilesTest, NamesThePathItCannotReadOrWrite) {
   Result<std::string> read = readFile(dir_ + "/missing");
   ASSERT_FALSE(read);
   EXPECT_EQ(read.error().code, ErrorCode::kIo);
-  EXPECT_EQ(read.error().message, "cannot read " + dir_ + "/missing");
+  EXPECT_EQ(read.error().message, "cannot read " + dir_ + "/missing: No such file or directory");
   Status written = writeFile(dir_ + "/no/such/folder", "x");
   ASSERT_FALSE(written);
   EXPECT_EQ(written.error().message, "cannot write " + dir_ + "/no/such/folder");

@@ -1,22 +1,28 @@
 #include "test/support/program.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <fstream>
+#include <cstring>
 #include <regex>
-#include <sstream>
 #include <thread>
+
+#include "test/support/files.h"
 
 extern char** environ;
 
 namespace picket::test_support {
 
 Program::Program(std::vector<std::string> args, std::string log_path, std::vector<std::string> env)
-    : log_path_(std::move(log_path)) {
+    : binary_(args.empty() ? std::string() : args[0]), log_path_(std::move(log_path)) {
+  if (args.empty()) {
+    spawn_error_ = EINVAL;
+    return;
+  }
   std::vector<char*> argv;
   argv.reserve(args.size() + 1);
   for (std::string& arg : args) argv.push_back(arg.data());
@@ -30,21 +36,26 @@ Program::Program(std::vector<std::string> args, std::string log_path, std::vecto
   envp.push_back(nullptr);
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
+  // The test's stdin is not the child's to read: a program waiting on it would hang the test.
+  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log_path_.c_str(),
                                    O_WRONLY | O_CREAT | O_APPEND, 0600);
   posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
-  if (posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), envp.data()) != 0) pid_ = -1;
+  spawn_error_ = posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), envp.data());
+  if (spawn_error_ != 0) pid_ = -1;
   posix_spawn_file_actions_destroy(&actions);
 }
 
 Program::~Program() { stop(SIGKILL); }
 
-std::string Program::log() const {
-  std::ifstream in(log_path_);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
+Status Program::started() const {
+  if (spawn_error_ == 0) return ok();
+  return makeError(ErrorCode::kIo, "cannot start " +
+                                       (binary_.empty() ? "(no arguments)" : binary_) + " (log " +
+                                       log_path_ + "): " + std::strerror(spawn_error_));
 }
+
+std::string Program::log() const { return readFile(log_path_).value_or(std::string()); }
 
 std::optional<std::string> Program::waitForLog(const std::string& pattern,
                                                std::chrono::milliseconds timeout) {
@@ -75,22 +86,38 @@ bool Program::running() {
   return false;
 }
 
+void Program::signal(int signal) {
+  if (running()) kill(pid_, signal);
+}
+
+std::optional<int> Program::waitForExit(std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  // waitpid() has no timeout; poll it.
+  while (running() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return status_;
+}
+
 int Program::stop(int signal, std::chrono::milliseconds timeout) {
   if (pid_ <= 0) return -1;
   if (running()) {
     kill(pid_, signal);
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (running() && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    if (running()) {
+    if (!waitForExit(timeout)) {
       kill(pid_, SIGKILL);
       int status = 0;
-      waitpid(pid_, &status, 0);
+      while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+      }
       status_ = status;
     }
   }
   return status_ && WIFEXITED(*status_) ? WEXITSTATUS(*status_) : -1;
+}
+
+std::string describeExit(int status) {
+  if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) return "killed by signal " + std::to_string(WTERMSIG(status));
+  return "ended with wait status " + std::to_string(status);
 }
 
 }  // namespace picket::test_support

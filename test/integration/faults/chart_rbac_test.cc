@@ -257,7 +257,7 @@ class ChartRbacTest : public OperatorTest {
 
   std::string release_ns_;
   Rendered rendered_;
-  std::unique_ptr<ChildProcess> webhook_;
+  std::unique_ptr<test_support::Program> webhook_;
 };
 
 // An AdmissionReview v1 for the creation of `pod` in `ns`.
@@ -424,21 +424,11 @@ TEST_F(ChartRbacTest, EachProgramDoesItsJobWithOnlyTheChartsPermissions) {
       arg.replace(at, tls.size(), dir_.path() + "/");
     webhook_argv.push_back(arg);
   }
-  auto webhook =
-      ChildProcess::start(webhook_argv, {"POD_NAME=picket-webhook-0"}, dir_.file("webhook.log"));
-  ASSERT_TRUE(webhook) << webhook.error().describe();
-  webhook_ = std::move(*webhook);
-  int port = 0;
-  ASSERT_TRUE(waitFor(
-      [&] {
-        const std::string log = webhook_->log();
-        const std::string said = "serving on 127.0.0.1:";
-        if (auto at = log.find(said); at != std::string::npos) {
-          port = std::atoi(log.c_str() + at + said.size());
-        }
-        return port != 0 || !webhook_->running();
-      },
-      kConverge));
+  webhook_ = std::make_unique<test_support::Program>(
+      webhook_argv, dir_.file("webhook.log"),
+      std::vector<std::string>{"POD_NAME=picket-webhook-0"});
+  ASSERT_TRUE(webhook_->started()) << webhook_->started().error().describe();
+  const int port = webhook_->waitForPort("serving on ", kConverge);
   ASSERT_NE(port, 0) << "picket-webhook did not start";
 
   // Opt the team namespace in: only the webhook's Namespace informer can tell it.

@@ -1,13 +1,8 @@
 #include "test/integration/faults/fault_support.h"
 
-#include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <cerrno>
-#include <cstring>
 #include <filesystem>
 #include <set>
 #include <sstream>
@@ -16,8 +11,6 @@
 #include "kube/curl_transport.h"
 #include "operator/planner.h"
 #include "test/support/ports.h"
-
-extern char** environ;
 
 namespace picket::integration {
 namespace {
@@ -41,75 +34,6 @@ std::vector<std::string> missingEntries(const json& desired, const json& actual)
 }
 
 }  // namespace
-
-Result<std::unique_ptr<ChildProcess>> ChildProcess::start(const std::vector<std::string>& argv,
-                                                          const std::vector<std::string>& env,
-                                                          const std::string& log_path) {
-  const int log = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (log < 0) {
-    return makeError(ErrorCode::kIo, "cannot open " + log_path + ": " + std::strerror(errno));
-  }
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&actions, log, STDOUT_FILENO);
-  posix_spawn_file_actions_adddup2(&actions, log, STDERR_FILENO);
-
-  std::vector<std::string> args = argv;
-  std::vector<char*> arg_pointers;
-  for (std::string& arg : args) arg_pointers.push_back(arg.data());
-  arg_pointers.push_back(nullptr);
-  std::vector<std::string> environment;
-  for (char** entry = environ; *entry != nullptr; ++entry) environment.emplace_back(*entry);
-  environment.insert(environment.end(), env.begin(), env.end());
-  std::vector<char*> env_pointers;
-  for (std::string& entry : environment) env_pointers.push_back(entry.data());
-  env_pointers.push_back(nullptr);
-
-  pid_t pid = -1;
-  const int spawned = posix_spawn(&pid, arg_pointers[0], &actions, nullptr, arg_pointers.data(),
-                                  env_pointers.data());
-  posix_spawn_file_actions_destroy(&actions);
-  ::close(log);
-  if (spawned != 0) {
-    return makeError(ErrorCode::kIo, "cannot start " + argv[0] + ": " + std::strerror(spawned));
-  }
-  return std::unique_ptr<ChildProcess>(new ChildProcess(pid, log_path));
-}
-
-ChildProcess::~ChildProcess() {
-  if (status_) return;
-  ::kill(pid_, SIGKILL);
-  int status = 0;
-  while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-  }
-}
-
-void ChildProcess::signal(int signal) {
-  if (!status_) ::kill(pid_, signal);
-}
-
-std::optional<int> ChildProcess::waitForExit(std::chrono::milliseconds timeout) {
-  if (status_) return status_;
-  int status = 0;
-  const bool exited = waitFor([&] { return ::waitpid(pid_, &status, WNOHANG) == pid_; }, timeout,
-                              std::chrono::milliseconds(20));
-  if (exited) status_ = status;
-  return status_;
-}
-
-bool ChildProcess::running() { return !waitForExit(std::chrono::milliseconds(0)); }
-
-std::string ChildProcess::log() const {
-  auto text = readFile(log_path_);
-  return text ? *text : "";
-}
-
-std::string describeExit(int status) {
-  if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
-  if (WIFSIGNALED(status)) return "killed by signal " + std::to_string(WTERMSIG(status));
-  return "ended with wait status " + std::to_string(status);
-}
 
 Result<pid_t> operatorPid(const std::string& ns, const std::string& identity) {
   const pid_t self = ::getpid();
@@ -180,11 +104,11 @@ Status SecondApiServer::start(std::chrono::milliseconds timeout) {
   }
   // One log per start, so a restart's log does not hide why the first one ended.
   const std::string log_path = dir_ + "/second-apiserver-" + std::to_string(starts_++) + ".log";
-  auto process =
-      ChildProcess::start({sourcePath("test/cluster/apiserver"), "--port", std::to_string(port_)},
-                          {"PICKET_CLUSTER_DIR=" + cluster().stateDir()}, log_path);
-  if (!process) return makeError(std::move(process.error()));
-  process_ = std::move(*process);
+  process_ = std::make_unique<test_support::Program>(
+      std::vector<std::string>{sourcePath("test/cluster/apiserver"), "--port",
+                               std::to_string(port_)},
+      log_path, std::vector<std::string>{"PICKET_CLUSTER_DIR=" + cluster().stateDir()});
+  if (Status started = process_->started(); !started) return started;
   std::string last_error;
   const bool ready = waitFor(
       [&] {
@@ -195,9 +119,10 @@ Status SecondApiServer::start(std::chrono::milliseconds timeout) {
       },
       timeout, std::chrono::milliseconds(100));
   if (!process_->running()) {
-    return makeError(ErrorCode::kUnavailable, "the second API server " +
-                                                  describeExit(*process_->waitForExit({})) +
-                                                  "; log:\n" + process_->log());
+    return makeError(ErrorCode::kUnavailable,
+                     "the second API server " +
+                         test_support::describeExit(*process_->waitForExit({})) + "; log:\n" +
+                         process_->log());
   }
   if (!ready) {
     return makeError(ErrorCode::kTimeout, "the second API server on port " + std::to_string(port_) +
@@ -216,9 +141,7 @@ void SecondApiServer::resume() {
 }
 
 void SecondApiServer::kill() {
-  if (!process_) return;
-  process_->signal(SIGKILL);
-  process_->waitForExit(std::chrono::seconds(30));
+  if (process_) process_->stop(SIGKILL, std::chrono::seconds(30));
 }
 
 std::string SecondApiServer::log() const {

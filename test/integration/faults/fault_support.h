@@ -16,43 +16,9 @@
 #include "kube/resource.h"
 #include "kube/transport.h"
 #include "test/integration/cluster_env.h"
+#include "test/support/program.h"
 
 namespace picket::integration {
-
-// A child process of the test (a server under fault injection), its output in a log file. The
-// destructor kills it (SIGKILL) if it still runs, so a failing test leaves nothing behind.
-class ChildProcess {
- public:
-  // Starts `argv` (argv[0] is a path) with the test's environment plus `env` ("NAME=value"),
-  // stdin from /dev/null and stdout and stderr appended to `log_path`.
-  static Result<std::unique_ptr<ChildProcess>> start(const std::vector<std::string>& argv,
-                                                     const std::vector<std::string>& env,
-                                                     const std::string& log_path);
-  ~ChildProcess();
-
-  ChildProcess(const ChildProcess&) = delete;
-  ChildProcess& operator=(const ChildProcess&) = delete;
-
-  pid_t pid() const { return pid_; }
-  // Sends `signal` (SIGSTOP, SIGCONT, ...) if the process has not been waited for.
-  void signal(int signal);
-  // Waits up to `timeout` for the exit. nullopt if it still runs; else the waitpid() status.
-  std::optional<int> waitForExit(std::chrono::milliseconds timeout);
-  // True until the process has exited (a stopped process runs).
-  bool running();
-  // The log so far.
-  std::string log() const;
-
- private:
-  ChildProcess(pid_t pid, std::string log_path) : pid_(pid), log_path_(std::move(log_path)) {}
-
-  pid_t pid_;
-  const std::string log_path_;
-  std::optional<int> status_;
-};
-
-// "exited with status N" or "killed by signal N", for a waitpid() status.
-std::string describeExit(int status);
 
 // The pid of the picket-operator child of this test process that runs as `identity` in namespace
 // `ns` (OperatorProcess keeps its pid to itself), found in /proc; kNotFound when none runs.
@@ -94,7 +60,7 @@ class SecondApiServer {
   const uint16_t port_;
   const std::string kubeconfig_path_;
   std::unique_ptr<kube::Client> client_;
-  std::unique_ptr<ChildProcess> process_;
+  std::unique_ptr<test_support::Program> process_;
   int starts_ = 0;
 };
 

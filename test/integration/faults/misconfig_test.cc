@@ -206,17 +206,17 @@ TEST_F(MisconfigTest, UnusableWebhookCertificateIsAClearStartupError) {
   };
   int run = 0;
   for (const Row& row : rows) {
-    auto webhook = ChildProcess::start(
+    test_support::Program webhook(
         {PICKET_WEBHOOK_BINARY, "--config", sourcePath("test/fixtures/webhook/config.yaml"),
          "--tls-cert", row.cert, "--tls-key", row.key, "--listen", "127.0.0.1:0", "--kubeconfig",
          cluster().kubeconfigPath()},
-        {}, dir_.file("webhook-" + std::to_string(run++) + ".log"));
-    ASSERT_TRUE(webhook) << webhook.error().describe();
-    auto status = (*webhook)->waitForExit(kConverge);
+        dir_.file("webhook-" + std::to_string(run++) + ".log"));
+    ASSERT_TRUE(webhook.started()) << webhook.started().error().describe();
+    auto status = webhook.waitForExit(kConverge);
     ASSERT_TRUE(status) << "picket-webhook kept running with " << row.cert;
-    EXPECT_EQ(describeExit(*status), "exited with status 1");
-    EXPECT_THAT((*webhook)->log(), HasSubstr(row.message));
-    EXPECT_THAT((*webhook)->log(), HasSubstr(row.cert));
+    EXPECT_EQ(test_support::describeExit(*status), "exited with status 1");
+    EXPECT_THAT(webhook.log(), HasSubstr(row.message));
+    EXPECT_THAT(webhook.log(), HasSubstr(row.cert));
   }
 }
 

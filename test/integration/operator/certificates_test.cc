@@ -16,6 +16,7 @@
 #include "kube/client.h"
 #include "kube/internal/text.h"
 #include "test/integration/operator/operator_fixture.h"
+#include "test/support/webhook_configuration.h"
 
 namespace picket::integration {
 namespace {
@@ -41,29 +42,8 @@ class WebhookCertificatesTest : public OperatorTest {
     OperatorTest::SetUp();
     config_name_ = "picket-webhook." + ns();
     // Two webhooks, so the test sees that every one gets the caBundle.
-    json webhooks = json::array();
-    for (const char* name : {"inject.picket.dev", "second.picket.dev"}) {
-      webhooks.push_back(
-          {{"name", name},
-           {"clientConfig",
-            {{"service",
-              {{"namespace", ns()}, {"name", kService}, {"path", "/mutate"}, {"port", 443}}}}},
-           {"rules",
-            {{{"operations", {"CREATE"}},
-              {"apiGroups", {""}},
-              {"apiVersions", {"v1"}},
-              {"resources", {"pods"}}}}},
-           {"failurePolicy", "Ignore"},
-           {"sideEffects", "None"},
-           {"admissionReviewVersions", {"v1"}},
-           {"timeoutSeconds", 1},
-           {"namespaceSelector", {{"matchLabels", {{"picket.dev/never-" + ns(), "true"}}}}},
-           {"objectSelector", {{"matchLabels", {{"picket.dev/never-" + ns(), "true"}}}}}});
-    }
-    json config = {{"apiVersion", "admissionregistration.k8s.io/v1"},
-                   {"kind", "MutatingWebhookConfiguration"},
-                   {"metadata", {{"name", config_name_}}},
-                   {"webhooks", webhooks}};
+    const json config = test_support::uncallableWebhookConfiguration(
+        config_name_, ns(), kService, {"inject.picket.dev", "second.picket.dev"});
     auto created = client().create(kWebhookConfigs, "", config);
     ASSERT_TRUE(created) << created.error().describe();
   }
