@@ -3,7 +3,7 @@
 picket_cc_test(
   NAME webhook_admission_test
   SRCS ${CMAKE_CURRENT_LIST_DIR}/admission_test.cc
-  DEPS picket::admission
+  DEPS picket::admission picket::kube_config
   LABELS unit)
 
 # The JSON fast paths under the admission handling (webhook/internal/json_text.h), checked
