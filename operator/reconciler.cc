@@ -116,7 +116,7 @@ std::vector<kube::ObjectPtr> keepServices(std::vector<kube::ObjectPtr> objects,
   return objects;
 }
 
-// A status as MessagePack, the form statuses wait in (a fifth of nlohmann's tree).
+// A status as MessagePack, the form statuses wait in (a fraction of nlohmann's tree).
 std::string packJson(const json& value) {
   std::vector<uint8_t> bytes = json::to_msgpack(value);
   return std::string(bytes.begin(), bytes.end());
@@ -430,6 +430,8 @@ ReconcileResult Reconciler::reconcile(const std::string& ns,
       // The rest would only find the server unreachable too; the retry does the whole namespace.
       if (serverUnreachable(*part.error)) break;
     }
+    // What one whole reconcile would also do: forget the reasons of services no part covered.
+    if (!services) forgetReasonsOutside(ns, all);
   }
   reconciles_.labels({result.error ? "error" : "success"}).inc();
   duration_.labels({}).observe(std::chrono::duration<double>(clock_.now() - started).count());
@@ -718,6 +720,23 @@ ReconcileResult Reconciler::reconcilePart(const std::string& ns,
   }
 
   return result;
+}
+
+void Reconciler::forgetReasonsOutside(const std::string& ns,
+                                      const std::set<std::string>& services) {
+  std::lock_guard<std::mutex> guard(mutex_);
+  auto found = reasons_.find(ns);
+  if (found == reasons_.end()) return;
+  std::map<std::string, int> delta;
+  std::erase_if(found->second, [&](const auto& group) {
+    if (group.first.empty() || services.contains(group.first)) return false;
+    for (const auto& [name, reason] : group.second) --delta[reason];
+    return true;
+  });
+  for (const auto& [reason, change] : delta) {
+    if (change != 0) allowlists_.labels({reason}).add(change);
+  }
+  if (found->second.empty()) reasons_.erase(found);
 }
 
 void Reconciler::writeStatusesInBackground(StatusWriterOptions options,

@@ -284,6 +284,9 @@ class Reconciler {
   // One part of reconcile(): the whole namespace (`services` nullopt) or those services.
   ReconcileResult reconcilePart(const std::string& ns,
                                 const std::optional<std::set<std::string>>& services);
+  // Drops from the allowlists gauge the allowlists of `ns` counted under a service that is not one
+  // of `services` (those without a plain service stay).
+  void forgetReasonsOutside(const std::string& ns, const std::set<std::string>& services);
   // The allowlist's status as it is now: the cached one, or what this reconciler wrote if the
   // cache has not caught up with that write.
   nlohmann::json currentStatus(const std::string& key, const nlohmann::json& object);

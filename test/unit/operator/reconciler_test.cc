@@ -396,6 +396,37 @@ TEST_F(ReconcilerTest, KeepsTheAllowlistsGaugeThroughPartialReconciles) {
   EXPECT_EQ(fake_->pendingExpectations(), 0u);
 }
 
+// Tests that a whole reconcile made in parts forgets, as one piece would, the count of an
+// allowlist whose service is in neither cache any more (it left without its own reconcile).
+TEST_F(ReconcilerTest, ForgetsGoneServicesInAWholeReconcileInParts) {
+  const auto allowlist_for = [](const std::string& name) {
+    json object = cartAllowlist(kWebCaller);
+    object["metadata"]["name"] = name;
+    object["metadata"]["uid"] = "uid-" + name;
+    object["spec"]["service"] = name;
+    return object;
+  };
+  for (const char* name : {"c", "d", "gone"}) {
+    cache_.allowlists_.push_back(allowlist_for(name));
+    fake_->expect({"PATCH", std::string("/apis/projectcalico.org/v3/namespaces/shop/") +
+                                "networkpolicies/picket-" + name + kApplyQuery},
+                  {200, "{}", {}});
+    fake_->expect({"PATCH", std::string("/apis/picket.dev/v1alpha1/namespaces/shop/") +
+                                "serviceallowlists/" + name + "/status" + kForcedQuery},
+                  {200, "{}", {}});
+  }
+  PlannerConfig config;
+  Reconciler in_parts(client_, cache_, applier_, *recorder_, clock_, registry_, config,
+                      Applier::kDefaultParallelWrites, 1);
+  const std::string gauge = "picket_operator_allowlists{reason=\"PolicyApplied\"}";
+  EXPECT_FALSE(in_parts.reconcile("shop").error);
+  EXPECT_EQ(metric(gauge), "3");
+  cache_.allowlists_.pop_back();
+  EXPECT_FALSE(in_parts.reconcile("shop").error);
+  EXPECT_EQ(metric(gauge), "2");
+  EXPECT_EQ(fake_->pendingExpectations(), 0u);
+}
+
 // Tests that a second reconcile of a converged namespace writes nothing and records nothing.
 TEST_F(ReconcilerTest, WritesNothingWhenConverged) {
   json allowlist = cartAllowlist(kWebCaller);
