@@ -8,9 +8,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
 
+#include "kube/internal/text.h"
 #include "test/fuzz/require.h"
 #include "webhook/admission.h"
 #include "webhook/config.h"
@@ -47,26 +49,6 @@ const NamespaceLookup& lookup() {
   return lookup;
 }
 
-std::string base64Decode(std::string_view text) {
-  static constexpr std::string_view kAlphabet =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  unsigned buffer = 0;
-  int bits = 0;
-  for (char c : text) {
-    if (c == '=') break;
-    std::size_t value = kAlphabet.find(c);
-    require(value != std::string_view::npos, "the patch is base64");
-    buffer = (buffer << 6) | static_cast<unsigned>(value);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += static_cast<char>((buffer >> bits) & 0xff);
-    }
-  }
-  return out;
-}
-
 // The same review with `pod` as its object.
 std::string reviewOf(const AdmissionRequest& request, const json& pod) {
   return json{{"apiVersion", "admission.k8s.io/v1"},
@@ -96,7 +78,10 @@ void checkAnswer(const AdmissionRequest& request, const Admission& admission) {
 
   require(request.isPodCreate(), "only Pod creations are patched");
   require(response["patchType"] == "JSONPatch", "a patch is a JSON Patch");
-  json patch = json::parse(base64Decode(response["patch"].get<std::string>()), nullptr, false);
+  const std::optional<std::string> patch_text =
+      picket::kube::internal::base64Decode(response["patch"].get<std::string>());
+  require(patch_text.has_value(), "the patch is standard base64");
+  json patch = json::parse(*patch_text, nullptr, false);
   require(patch.is_array() && !patch.empty(), "the patch is a non-empty array");
   json patched;
   try {
