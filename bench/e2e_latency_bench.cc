@@ -25,6 +25,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/fixtures.h"
 #include "test/e2e/harness/http_client.h"
 #include "test/e2e/harness/netns.h"
 #include "test/e2e/harness/pod_runner.h"
@@ -35,6 +36,7 @@
 namespace picket::e2e {
 namespace {
 
+using bench::percentile;
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
@@ -160,13 +162,6 @@ void runBlock(RunningPod& from, const std::string& to, const Options& options, S
     });
   }
   for (std::thread& worker : workers) worker.join();
-}
-
-double percentile(std::vector<double>& sorted, double p) {
-  if (sorted.empty()) return 0;
-  const size_t index = std::min(
-      sorted.size() - 1, static_cast<size_t>(p / 100.0 * static_cast<double>(sorted.size())));
-  return sorted[index];
 }
 
 void printLatency(const char* label, Sample& sample) {

@@ -1,8 +1,14 @@
 #pragma once
 
+// What the benchmarks share: the tests' fixture files, the AdmissionReview of a pod creation, the
+// memory and CPU time of a process from /proc, and percentiles of a sample.
+
+#include <sys/types.h>
+
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/result.h"
 
@@ -10,12 +16,31 @@ namespace picket::bench {
 
 // The content of a file of the source tree, by its path from the repository root
 // ("test/fixtures/webhook/pod_realistic.json"): the benchmarks measure the tests' own fixtures.
-// An unreadable file is a kIo error naming the full path.
+// An unreadable file is a kIo error naming the full path and the system's reason.
 Result<std::string> readSourceFile(std::string_view relative_path);
 
 // The AdmissionReview (admission.k8s.io/v1) the API server sends when the ReplicaSet controller
 // creates `pod` in `namespace_name`, with request uid `uid`.
 nlohmann::json podCreationReview(nlohmann::json pod, std::string_view namespace_name,
                                  std::string_view uid);
+
+// The resident memory of a process, from /proc/<pid>/status, in KiB.
+struct ProcessMemory {
+  long rss_kib = 0;   // VmRSS: resident now
+  long peak_kib = 0;  // VmHWM: the peak resident size over the process's life
+};
+
+// The memory of process `pid`. kIo naming the file when it cannot be read or has no VmRSS line
+// (the process has ended, or is a zombie).
+Result<ProcessMemory> processMemory(pid_t pid);
+
+// The user plus system CPU time process `pid` has used so far, in seconds (/proc/<pid>/stat
+// fields 14 and 15): the figure that does not depend on the machine's load. kIo naming the file
+// when it cannot be read or parsed.
+Result<double> processCpuSeconds(pid_t pid);
+
+// The `percent` percentile (50, 99, 99.9) of `sorted` (ascending) by the nearest-rank method:
+// the smallest value that at least `percent`% of the values are at or below; 0 for no values.
+double percentile(const std::vector<double>& sorted, double percent);
 
 }  // namespace picket::bench

@@ -345,38 +345,6 @@ class WebhookProcess {
   pid_t pid_ = -1;
 };
 
-// One line of /proc/<pid>/status ("VmRSS:\t  31240 kB" -> "31240 kB").
-std::string procStatusField(pid_t pid, std::string_view field) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind(std::string(field) + ":", 0) == 0) {
-      const std::size_t start = line.find_first_not_of(" \t", field.size() + 1);
-      return start == std::string::npos ? "" : line.substr(start);
-    }
-  }
-  return "?";
-}
-
-// User plus system CPU time of `pid`, in seconds (/proc/<pid>/stat fields 14 and 15).
-double processCpuSeconds(pid_t pid) {
-  std::string stat = readFile("/proc/" + std::to_string(pid) + "/stat");
-  // The command name (field 2) may hold spaces; the fields after it start past its ')'.
-  const std::size_t close = stat.rfind(')');
-  if (close == std::string::npos) return 0;
-  std::istringstream fields(stat.substr(close + 2));
-  std::string field;
-  unsigned long long utime = 0, stime = 0;
-  for (int index = 3; fields >> field; ++index) {
-    if (index == 14) utime = std::stoull(field);
-    if (index == 15) {
-      stime = std::stoull(field);
-      break;
-    }
-  }
-  return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
-}
-
 // User plus system CPU time of this process (the load generator; the stand-in API server's
 // thread is idle during the runs), in seconds.
 double selfCpuSeconds() {
@@ -478,12 +446,6 @@ struct Tally {
   long errors = 0;
   long connect_failures = 0;
 };
-
-double percentile(const std::vector<double>& sorted, double p) {
-  if (sorted.empty()) return 0;
-  const std::size_t rank = static_cast<std::size_t>(p / 100.0 * static_cast<double>(sorted.size()));
-  return sorted[std::min(rank, sorted.size() - 1)];
-}
 
 void printLatencies(Tally& tally) {
   std::sort(tally.latencies_us.begin(), tally.latencies_us.end());
@@ -875,7 +837,11 @@ int run(const Options& options) {
   std::printf("picket-webhook pid %d on 127.0.0.1:%u (TLS, keep-alive); review %zu B\n",
               static_cast<int>(webhook.pid()), static_cast<unsigned>(port), body.size());
   std::printf("scheduling: %s; webhook log: %s\n", scheduling->c_str(), log.c_str());
-  const double cpu_before = processCpuSeconds(webhook.pid());
+  const Result<double> cpu_before = processCpuSeconds(webhook.pid());
+  if (!cpu_before) {
+    std::cerr << "webhook_load: " << cpu_before.error().describe() << "\n";
+    return 1;
+  }
   const double client_cpu_before = selfCpuSeconds();
   long reviews = 0;
   long serial = 0;
@@ -964,12 +930,18 @@ int run(const Options& options) {
     printBreakdown(timings, log, steady_now, system_now);
   }
 
-  const double cpu_used = processCpuSeconds(webhook.pid()) - cpu_before;
+  const Result<double> cpu_after = processCpuSeconds(webhook.pid());
+  const Result<ProcessMemory> memory = processMemory(webhook.pid());
+  if (!cpu_after || !memory) {
+    std::cerr << "webhook_load: picket-webhook after the runs: "
+              << (cpu_after ? memory.error() : cpu_after.error()).describe() << "\n";
+    return 1;
+  }
+  const double cpu_used = *cpu_after - *cpu_before;
   const double client_cpu_used = selfCpuSeconds() - client_cpu_before;
   // CPU per review bounds the throughput of dedicated cores whatever else the machine runs.
-  std::printf("webhook process after the runs: VmRSS %s, VmHWM (peak) %s\n",
-              procStatusField(webhook.pid(), "VmRSS").c_str(),
-              procStatusField(webhook.pid(), "VmHWM").c_str());
+  std::printf("webhook process after the runs: VmRSS %ld kB, VmHWM (peak) %ld kB\n",
+              memory->rss_kib, memory->peak_kib);
   std::printf(
       "webhook CPU time (user + system, all threads): %.2f s for %ld reviews, %.0f us per "
       "review\n",

@@ -39,6 +39,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/fixtures.h"
 #include "controlplane/resource.h"
 #include "controlplane/snapshot.h"
 #include "kube/client.h"
@@ -223,19 +224,10 @@ std::optional<std::string> httpGet(uint16_t port, const std::string& path) {
   return body;
 }
 
-// VmRSS of `pid` in MiB.
+// VmRSS of `pid` in MiB; 0 when it cannot be read (the process has ended).
 double residentMib(pid_t pid) {
-  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-  std::string key;
-  long value = 0;
-  while (status >> key) {
-    if (key == "VmRSS:") {
-      status >> value;
-      return static_cast<double>(value) / 1024.0;
-    }
-    status.ignore(1 << 20, '\n');
-  }
-  return 0;
+  Result<ProcessMemory> memory = processMemory(pid);
+  return memory ? static_cast<double>(memory->rss_kib) / 1024.0 : 0;
 }
 
 // Waits up to `timeout` for `done`, checking every `interval`.
