@@ -186,6 +186,25 @@ class Informer {
     Stored new_object;
   };
   using Cache = std::map<std::string, Entry, std::less<>>;
+  // The namespace, index value and key of a cache entry, or of a lookup.
+  struct IndexKey {
+    std::string_view ns;
+    std::string_view index;
+    std::string_view key;
+    auto operator<=>(const IndexKey&) const = default;
+  };
+  // Orders cache entries (by iterator, 8 bytes each) by namespace, index value and key, so that
+  // listNamespace(ns, values) finds its entries without walking the namespace.
+  struct IndexLess {
+    using is_transparent = void;
+    static IndexKey of(Cache::const_iterator entry);
+    static IndexKey of(const IndexKey& probe) { return probe; }
+    template <typename A, typename B>
+    bool operator()(const A& a, const B& b) const {
+      return of(a) < of(b);
+    }
+  };
+  using Index = std::set<Cache::const_iterator, IndexLess>;
 
   void runReflector(std::stop_token stop);
   void runDelivery(std::stop_token stop);
@@ -206,6 +225,8 @@ class Informer {
   // The parsed objects of `entries` (nulls left out), parsed outside the lock.
   std::vector<ObjectPtr> loadAll(const std::vector<Stored>& entries) const;
 
+  // Under mutex_: rebuilds index_ from cache_.
+  void reindexLocked();
   // Under mutex_: queues a notification for the delivery thread.
   void notifyLocked(Notification notification);
   // Under mutex_: queues on_update(obj, obj) for every cached object.
@@ -221,6 +242,8 @@ class Informer {
   std::condition_variable cv_;
   // Only `stored.packed` is set in a compact cache's entries.
   Cache cache_;
+  // Every namespaced entry of cache_; an entry's index value changes only while it is out of it.
+  Index index_;
   std::string resource_version_;
   bool listed_ = false;
   bool synced_ = false;

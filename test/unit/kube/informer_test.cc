@@ -655,11 +655,18 @@ TEST(InformerTest, ListsPartOfNamespaceByIndex) {
     EXPECT_THAT(keys(h.informer.listNamespace("ns", {"x"})), ElementsAre("ns/a", "ns/b"));
     EXPECT_THAT(keys(h.informer.listNamespace("ns", {"y"})), IsEmpty());
     EXPECT_THAT(h.informer.indexValuesInNamespace("ns"), ElementsAre("", "x"));
+    h.server.send(event(WatchEventType::kDeleted, grouped("ns", "a", "6", "x")));
+    h.recorder.waitFor(6);
+    EXPECT_THAT(keys(h.informer.listNamespace("ns", {"x", ""})), ElementsAre("ns/b", "ns/c"));
+    h.server.send(event(WatchEventType::kAdded, grouped("ns", "a", "7", "y")));
+    h.recorder.waitFor(7);
+    EXPECT_THAT(keys(h.informer.listNamespace("ns", {"y", "x"})), ElementsAre("ns/a", "ns/b"));
+    EXPECT_THAT(h.informer.indexValuesInNamespace("ns"), ElementsAre("", "x", "y"));
     std::vector<std::string> versions;
     for (const CachedVersion& version : h.informer.versions()) {
       versions.push_back(version.key + "@" + version.resource_version);
     }
-    EXPECT_THAT(versions, ElementsAre("ns/a@1", "ns/b@5", "ns/c@3", "other/d@4")) << compact;
+    EXPECT_THAT(versions, ElementsAre("ns/a@7", "ns/b@5", "ns/c@3", "other/d@4")) << compact;
     h.informer.stop();
   }
 }
