@@ -27,6 +27,7 @@
 #include "kube/internal/text.h"
 #include "test/integration/faults/fault_support.h"
 #include "test/integration/operator/operator_fixture.h"
+#include "test/support/admission_review.h"
 #include "test/support/ports.h"
 #include "test/unit/common/http_test_support.h"
 
@@ -260,26 +261,6 @@ class ChartRbacTest : public OperatorTest {
   std::unique_ptr<test_support::Program> webhook_;
 };
 
-// An AdmissionReview v1 for the creation of `pod` in `ns`.
-json podReview(const std::string& uid, const std::string& ns, const json& pod) {
-  return {{"apiVersion", "admission.k8s.io/v1"},
-          {"kind", "AdmissionReview"},
-          {"request",
-           {{"uid", uid},
-            {"kind", {{"group", ""}, {"version", "v1"}, {"kind", "Pod"}}},
-            {"resource", {{"group", ""}, {"version", "v1"}, {"resource", "pods"}}},
-            {"requestKind", {{"group", ""}, {"version", "v1"}, {"kind", "Pod"}}},
-            {"requestResource", {{"group", ""}, {"version", "v1"}, {"resource", "pods"}}},
-            {"name", pod["metadata"]["name"]},
-            {"namespace", ns},
-            {"operation", "CREATE"},
-            {"userInfo", {{"username", "system:serviceaccount:kube-system:replicaset-controller"}}},
-            {"object", pod},
-            {"oldObject", nullptr},
-            {"dryRun", false},
-            {"options", {{"apiVersion", "meta.k8s.io/v1"}, {"kind", "CreateOptions"}}}}}};
-}
-
 json appPod(const std::string& name) {
   return {{"apiVersion", "v1"},
           {"kind", "Pod"},
@@ -443,7 +424,7 @@ TEST_F(ChartRbacTest, EachProgramDoesItsJobWithOnlyTheChartsPermissions) {
   json response;
   EXPECT_TRUE(waitFor(
       [&] {
-        review.body = podReview("uid-inject", ns(), appPod("cart-0")).dump();
+        review.body = test_support::podCreationReview(appPod("cart-0"), ns(), "uid-inject").dump();
         http::testing::CurlResult answer = curl.perform(mutate, review);
         if (answer.status != 200) return false;
         const json body = json::parse(answer.body, nullptr, false);
@@ -462,7 +443,7 @@ TEST_F(ChartRbacTest, EachProgramDoesItsJobWithOnlyTheChartsPermissions) {
   // A hostNetwork pod is skipped, and the skip told in an Event.
   json skipped = appPod("agent");
   skipped["spec"]["hostNetwork"] = true;
-  review.body = podReview("uid-skip", ns(), skipped).dump();
+  review.body = test_support::podCreationReview(skipped, ns(), "uid-skip").dump();
   http::testing::CurlResult skip_answer = curl.perform(mutate, review);
   EXPECT_EQ(skip_answer.status, 200) << skip_answer.body;
   EXPECT_TRUE(waitFor(
