@@ -1,11 +1,11 @@
 #pragma once
 
-// What the benchmarks share: the tests' fixture files, the AdmissionReview of a pod creation, the
-// memory and CPU time of a process from /proc, and percentiles of a sample.
+// What the benchmarks share: the tests' fixture files, the memory and CPU time of a process from
+// /proc, and percentiles of a sample. (The AdmissionReview of a pod creation is
+// test_support::podCreationReview, test/support/admission_review.h.)
 
 #include <sys/types.h>
 
-#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -18,11 +18,6 @@ namespace picket::bench {
 // ("test/fixtures/webhook/pod_realistic.json"): the benchmarks measure the tests' own fixtures.
 // An unreadable file is a kIo error naming the full path and the system's reason.
 Result<std::string> readSourceFile(std::string_view relative_path);
-
-// The AdmissionReview (admission.k8s.io/v1) the API server sends when the ReplicaSet controller
-// creates `pod` in `namespace_name`, with request uid `uid`.
-nlohmann::json podCreationReview(nlohmann::json pod, std::string_view namespace_name,
-                                 std::string_view uid);
 
 // The resident memory of a process, from /proc/<pid>/status, in KiB.
 struct ProcessMemory {

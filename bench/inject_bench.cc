@@ -22,6 +22,7 @@
 #include <utility>
 
 #include "bench/fixtures.h"
+#include "test/support/admission_review.h"
 #include "webhook/admission.h"
 #include "webhook/config.h"
 #include "webhook/inject.h"
@@ -72,8 +73,8 @@ NamespaceInfo shopNamespace() {
 
 // An AdmissionReview for the creation of the realistic pod, as the API server sends it.
 std::string reviewText() {
-  return bench::podCreationReview(json::parse(podText()), "shop",
-                                  "705ab4f5-6393-11e8-b7cc-42010a800002")
+  return test_support::podCreationReview(json::parse(podText()), "shop",
+                                         "705ab4f5-6393-11e8-b7cc-42010a800002")
       .dump();
 }
 

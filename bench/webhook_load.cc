@@ -73,6 +73,7 @@
 
 #include "bench/fixtures.h"
 #include "common/http_server.h"
+#include "test/support/admission_review.h"
 
 namespace picket::bench {
 namespace {
@@ -219,7 +220,7 @@ std::string reviewBody() {
     std::cerr << "webhook_load: " << pod.error().message << "\n";
     std::exit(1);
   }
-  return podCreationReview(json::parse(*pod), "shop", reviewUid(0)).dump();
+  return test_support::podCreationReview(json::parse(*pod), "shop", reviewUid(0)).dump();
 }
 
 // The stand-in for the API server: what picket-webhook's namespace informer and event recorder
