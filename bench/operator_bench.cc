@@ -46,6 +46,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/fixtures.h"
 #include "common/result.h"
 #include "common/yaml_json.h"
 #include "kube/client.h"
@@ -415,13 +416,6 @@ int allowlistReady(const json& allowlist) {
 bool hasRule(int port) { return port >= 0; }
 bool isReady(int ready) { return ready == 1; }
 
-// Resident memory of a process, from /proc/<pid>/status.
-struct Memory {
-  // VmRSS and VmHWM (the peak resident size), in KiB.
-  long rss_kib = 0;
-  long peak_kib = 0;
-};
-
 // What a SIGINT or SIGTERM must not leave behind: the namespaces the run created (everything it
 // wrote lives in them) and the operator it started. Destructors do not run when a signal ends the
 // process, so a thread of its own waits for those signals (blocked in every thread that watch()'s
@@ -605,41 +599,10 @@ class OperatorProcess {
     return pid_ <= 0;
   }
 
-  Result<Memory> memory() const {
-    const std::string path = "/proc/" + std::to_string(pid_) + "/status";
-    std::ifstream in(path);
-    if (!in) return makeError(ErrorCode::kIo, "cannot read " + path);
-    Memory memory;
-    std::string line;
-    while (std::getline(in, line)) {
-      std::istringstream fields(line);
-      std::string key;
-      long value = 0;
-      fields >> key >> value;
-      if (key == "VmRSS:") memory.rss_kib = value;
-      if (key == "VmHWM:") memory.peak_kib = value;
-    }
-    if (memory.rss_kib == 0) return makeError(ErrorCode::kIo, path + " has no VmRSS line");
-    return memory;
-  }
+  Result<bench::ProcessMemory> memory() const { return bench::processMemory(pid_); }
 
-  // User plus system CPU time the process has used, from /proc/<pid>/stat.
-  Result<double> cpuSeconds() const {
-    const std::string path = "/proc/" + std::to_string(pid_) + "/stat";
-    std::ifstream in(path);
-    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    // The command name (field 2) may hold spaces; the fields after its ')' are plain.
-    const size_t paren = text.rfind(')');
-    if (paren == std::string::npos) return makeError(ErrorCode::kIo, "cannot parse " + path);
-    std::istringstream fields(text.substr(paren + 2));
-    std::vector<std::string> values;
-    std::string value;
-    while (fields >> value) values.push_back(value);
-    // utime and stime are fields 14 and 15; values[0] is field 3.
-    if (values.size() < 13) return makeError(ErrorCode::kIo, "cannot parse " + path);
-    const double ticks = std::stod(values[11]) + std::stod(values[12]);
-    return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
-  }
+  // User plus system CPU time the process has used.
+  Result<double> cpuSeconds() const { return bench::processCpuSeconds(pid_); }
 
   std::string log() const {
     std::ifstream in(log_path_);
@@ -714,11 +677,10 @@ Status installAllowlistCrd(kube::Client& client) {
   return ok();
 }
 
-double percentile(std::vector<double> values, double fraction) {
-  if (values.empty()) return 0;
+// The `percent` percentile of `values`, in any order.
+double percentile(std::vector<double> values, double percent) {
   std::sort(values.begin(), values.end());
-  const size_t rank = static_cast<size_t>(std::ceil(fraction * static_cast<double>(values.size())));
-  return values[std::clamp<size_t>(rank, 1, values.size()) - 1];
+  return bench::percentile(values, percent);
 }
 
 // The figures of one run, printed as a table at the end.
@@ -762,13 +724,43 @@ void printTable(const Report& report) {
 
 std::string mib(long kib) { return fixed(static_cast<double>(kib) / 1024.0, 1, " MiB"); }
 
+// The CPU time kube-apiserver and etcd of test/cluster/ (found by the pid files in its state
+// directory `cluster_dir`) have used so far. What a phase cost the server does not depend on the
+// machine's load the way its wall-clock time does, so it shows what the operator adds.
+Result<double> controlPlaneCpuSeconds(const std::string& cluster_dir) {
+  double total = 0;
+  for (const char* name : {"kube-apiserver", "etcd"}) {
+    const std::string path = cluster_dir + "/" + name + ".pid";
+    std::ifstream in(path);
+    pid_t pid = 0;
+    if (!(in >> pid) || pid <= 0)
+      return makeError(ErrorCode::kIo, "cannot read a pid from " + path);
+    auto seconds = bench::processCpuSeconds(pid);
+    if (!seconds) return makeError(std::move(seconds.error()));
+    total += *seconds;
+  }
+  return total;
+}
+
+// Adds the row "  API server + etcd CPU meanwhile" for the control plane's CPU time since
+// `before`, when both readings worked.
+void addControlPlaneCpu(const std::string& cluster_dir, const Result<double>& before, Report& rows,
+                        const std::string& label = "meanwhile") {
+  const auto after = controlPlaneCpuSeconds(cluster_dir);
+  if (before && after) {
+    rows.add({"  API server + etcd CPU " + label, fixed(*after - *before, 2, " s"), ""});
+  }
+}
+
 // The allowlists of [begin, end) created at once; then waits until each has its policy and is
 // Ready. Adds the figures to `rows`; returns the seconds until every policy was present.
 Result<double> createAndConverge(kube::Client& client, const std::string& ns, int begin, int end,
                                  int threads, ObjectWatcher& policies, ObjectWatcher& ready,
-                                 OperatorProcess& op, Report& rows) {
+                                 OperatorProcess& op, const std::string& cluster_dir,
+                                 Report& rows) {
   const int count = end - begin;
   const auto cpu_before = op.cpuSeconds();
+  const auto server_cpu_before = controlPlaneCpuSeconds(cluster_dir);
   const auto start = Clock::now();
   Status created = parallelFor(begin, end, threads, [&](int i) {
     return createWithRetry(client, kAllowlists, ns, allowlistObject(ns, i));
@@ -785,6 +777,7 @@ Result<double> createAndConverge(kube::Client& client, const std::string& ns, in
             (op.exited() ? " (picket-operator exited)" : "") + "\n" + policies.errors());
   }
   const auto present = Clock::now();
+  const auto server_cpu_present = controlPlaneCpuSeconds(cluster_dir);
   if (!ready.waitForCount(isReady, static_cast<size_t>(end), deadline)) {
     return makeError(ErrorCode::kTimeout, "only " + std::to_string(ready.count(isReady)) + " of " +
                                               std::to_string(end) + " allowlists Ready after " +
@@ -797,12 +790,17 @@ Result<double> createAndConverge(kube::Client& client, const std::string& ns, in
   rows.add({what + "all written", fixed(secondsSince(start, written), 2, " s"), ""});
   rows.add({what + grouped(end) + " policies present", fixed(secondsSince(start, present), 2, " s"),
             ""});
+  if (server_cpu_before && server_cpu_present) {
+    rows.add({"  API server + etcd CPU until then",
+              fixed(*server_cpu_present - *server_cpu_before, 2, " s"), ""});
+  }
   rows.add({what + grouped(end) + " allowlists Ready",
             fixed(secondsSince(start, all_ready), 2, " s"), ""});
   const auto cpu_after = op.cpuSeconds();
   if (cpu_before && cpu_after) {
     rows.add({"  operator CPU time meanwhile", fixed(*cpu_after - *cpu_before, 1, " s"), ""});
   }
+  addControlPlaneCpu(cluster_dir, server_cpu_before, rows, "until all Ready");
   return secondsSince(start, present);
 }
 
@@ -837,6 +835,8 @@ int run(const BenchOptions& options) {
   // Baseline: the same API server accepting N Calico policies of the operator's shape.
   auto base_ns = namespaces.create("opbench-base");
   if (!base_ns) return fail("namespace", base_ns.error());
+  const std::string& cluster_dir = cluster.stateDir();
+  auto server_cpu = controlPlaneCpuSeconds(cluster_dir);
   auto start = Clock::now();
   for (int i = 0; i < n; ++i) {
     Status created = createWithRetry(client, kCalicoPolicies, *base_ns,
@@ -846,6 +846,7 @@ int run(const BenchOptions& options) {
   const double sequential = secondsSince(start, Clock::now());
   rows.add({grouped(n) + " Calico policies, 1 client, sequential creates",
             fixed(sequential, 2, " s"), "baseline"});
+  addControlPlaneCpu(cluster_dir, server_cpu, rows);
   start = Clock::now();
   Status parallel = parallelFor(0, n, options.threads, [&](int i) {
     return createWithRetry(client, kCalicoPolicies, *base_ns,
@@ -860,6 +861,7 @@ int run(const BenchOptions& options) {
   // reference: what the convergence ratio would be measured against if the baseline applied too.
   kube::ApplyOptions apply_options;
   apply_options.field_manager = kFieldManager;
+  server_cpu = controlPlaneCpuSeconds(cluster_dir);
   start = Clock::now();
   for (int i = 0; i < n; ++i) {
     auto applied =
@@ -870,6 +872,7 @@ int run(const BenchOptions& options) {
   const double applies = secondsSince(start, Clock::now());
   rows.add({grouped(n) + " Calico policies, 1 client, sequential server-side applies",
             fixed(applies, 2, " s"), ""});
+  addControlPlaneCpu(cluster_dir, server_cpu, rows);
 
   // The operator's namespace, with watches started before anything is written in it.
   auto ns = namespaces.create("opbench");
@@ -890,8 +893,8 @@ int run(const BenchOptions& options) {
   if (idle) rows.add({"operator RSS, idle (no allowlists)", mib(idle->rss_kib), ""});
 
   // Convergence.
-  auto converged =
-      createAndConverge(client, *ns, 0, n, options.threads, policies, ready, **op, rows);
+  auto converged = createAndConverge(client, *ns, 0, n, options.threads, policies, ready, **op,
+                                     cluster.stateDir(), rows);
   if (!converged) return fail("convergence", converged.error());
   rows.add({"convergence / sequential baseline", fixed(*converged / sequential, 2, "x"), "< 1.5x"});
   rows.add({"convergence / threaded baseline", fixed(*converged / threaded, 2, "x"), ""});
@@ -935,11 +938,11 @@ int run(const BenchOptions& options) {
   if (!latencies_ms.empty()) {
     const std::string what = "change -> policy updated (" + std::to_string(latencies_ms.size()) +
                              " changes, of " + grouped(n) + ")";
-    rows.add({what + " p50", fixed(percentile(latencies_ms, 0.5), 1, " ms"), ""});
-    rows.add({what + " p99", fixed(percentile(latencies_ms, 0.99), 1, " ms"), "< 100 ms"});
-    rows.add({what + " max", fixed(percentile(latencies_ms, 1.0), 1, " ms"), ""});
-    rows.add({"  the change's own PATCH round trip, p50",
-              fixed(percentile(patch_ms, 0.5), 1, " ms"), ""});
+    rows.add({what + " p50", fixed(percentile(latencies_ms, 50), 1, " ms"), ""});
+    rows.add({what + " p99", fixed(percentile(latencies_ms, 99), 1, " ms"), "< 100 ms"});
+    rows.add({what + " max", fixed(percentile(latencies_ms, 100), 1, " ms"), ""});
+    rows.add({"  the change's own PATCH round trip, p50", fixed(percentile(patch_ms, 50), 1, " ms"),
+              ""});
     const auto changes_cpu_after = (*op)->cpuSeconds();
     if (changes_cpu_before && changes_cpu_after) {
       rows.add({"  operator CPU time per change",
@@ -953,7 +956,7 @@ int run(const BenchOptions& options) {
   // The large namespace: the remaining allowlists up to --large.
   if (options.large > 0) {
     auto large = createAndConverge(client, *ns, n, options.large, options.threads, policies, ready,
-                                   **op, rows);
+                                   **op, cluster_dir, rows);
     if (!large) {
       // What the operator holds at the point it fell behind is part of the finding.
       if (auto now = (*op)->memory(); now) {
