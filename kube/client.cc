@@ -388,7 +388,8 @@ Result<json> Client::apply(const Resource& resource, std::string_view ns, const 
   Query query;
   query.add("fieldManager", options.field_manager)
       .add("force", options.force ? "true" : "")
-      .add("dryRun", options.dry_run ? "All" : "");
+      .add("dryRun", options.dry_run ? "All" : "")
+      .add("fieldValidation", options.field_validation);
   HttpRequest request;
   request.method = "PATCH";
   request.path = resource.objectPath(*target_ns, *name, options.subresource) + query.str();

@@ -97,9 +97,10 @@ struct EventRecorderOptions {
   std::size_t max_series = 4096;
   // While it returns true, the writer holds each event back until it is max_hold old, asking
   // again every hold_poll: a controller passes "my own writes are going on", so in a burst its
-  // Events do not compete with the writes they report. Empty: events are written at once.
+  // Events do not compete with the writes they report (max_hold outlasts a burst of a few
+  // thousand writes). Empty: events are written at once.
   std::function<bool()> hold_while{};
-  std::chrono::milliseconds max_hold{std::chrono::seconds(2)};
+  std::chrono::milliseconds max_hold{std::chrono::seconds(10)};
   std::chrono::milliseconds hold_poll{10};
 };
 

@@ -512,6 +512,7 @@ PolicyChange Applier::write(const kube::Resource& resource, const json& desired,
 
   kube::ApplyOptions options;
   options.field_manager = std::string(kFieldManager);
+  options.field_validation = std::string(kFieldValidation);
   // Forced only over an object known to be Picket's: for a name Picket has not seen, an unforced
   // apply makes the API server refuse to take fields another manager set, which is how an object
   // Picket did not create is left alone.

@@ -797,6 +797,7 @@ Status Reconciler::writeStatus(const json& object, const json& status) {
   if (!uid.empty()) body["metadata"]["uid"] = uid;
   kube::ApplyOptions options;
   options.field_manager = std::string(kFieldManager);
+  options.field_validation = std::string(kFieldValidation);
   options.force = true;
   options.subresource = "status";
   auto written = client_.apply(allowlistResource(), ns, body, options);

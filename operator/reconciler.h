@@ -108,8 +108,11 @@ struct StatusWriterOptions {
   // Whether policy work is going on (a reconcile running or waiting); empty: never. While it is,
   // one thread writes only statuses that waited max_hold, and the others wait, so in a burst the
   // API server takes the policies first and a change's policy write never queues behind statuses.
+  // A status write costs the server about what a policy write does (the allowlist's schema and CEL
+  // rules are checked again), so max_hold outlasts a burst of a few thousand allowlists; a longer
+  // one still sees its statuses written, one thread's worth, after max_hold.
   std::function<bool()> busy{};
-  std::chrono::milliseconds max_hold{2000};
+  std::chrono::milliseconds max_hold{10000};
   // How often a waiting thread asks busy() again.
   std::chrono::milliseconds busy_poll{10};
   // Retry backoff of a failed write, per allowlist; also the pause of every thread after a write

@@ -372,7 +372,8 @@ TEST_F(ClientTest, RefusesPatchOfWrongShape) {
   EXPECT_TRUE(fake_->requests().empty());
 }
 
-// Tests that apply() PATCHes with the apply content type, the field manager and force.
+// Tests that apply() PATCHes with the apply content type, the field manager, force and the field
+// validation asked for.
 TEST_F(ClientTest, AppliesServerSide) {
   json policy = {{"apiVersion", "projectcalico.org/v3"},
                  {"kind", "NetworkPolicy"},
@@ -381,12 +382,13 @@ TEST_F(ClientTest, AppliesServerSide) {
   const Resource calico{"projectcalico.org", "v3", "networkpolicies", "NetworkPolicy", true};
   fake_->expect({"PATCH",
                  "/apis/projectcalico.org/v3/namespaces/payments/networkpolicies/picket.account?"
-                 "fieldManager=picket-operator&force=true&dryRun=All"},
+                 "fieldManager=picket-operator&force=true&dryRun=All&fieldValidation=Ignore"},
                 ok200(policy));
   ApplyOptions options;
   options.field_manager = "picket-operator";
   options.force = true;
   options.dry_run = true;
+  options.field_validation = "Ignore";
   auto applied = client_.apply(calico, "", policy, options);
   ASSERT_TRUE(applied) << applied.error().message;
   RecordedRequest request = onlyRequest();

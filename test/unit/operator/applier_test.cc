@@ -81,8 +81,9 @@ class ApplierTest : public ::testing::Test {
 // Tests that a policy Picket has not seen is created by an apply that does not force.
 TEST_F(ApplierTest, CreatesMissingPolicyWithoutForce) {
   const json desired = desiredCart();
-  fake_->expect({"PATCH", std::string(kPolicyPath) + "?fieldManager=picket-operator"},
-                {200, served(desired).dump(), {}});
+  fake_->expect(
+      {"PATCH", std::string(kPolicyPath) + "?fieldManager=picket-operator&fieldValidation=Ignore"},
+      {200, served(desired).dump(), {}});
   ApplyReport report = applier_.apply("shop", {desired}, {}, {});
   ASSERT_EQ(report.changes.size(), 1u);
   EXPECT_EQ(report.changes[0].action, PolicyAction::kCreated);
@@ -150,7 +151,8 @@ TEST_F(ApplierTest, RevertsHandEditsWithForcedApply) {
   const json desired = desiredCart();
   json edited = served(desired);
   edited["spec"]["selector"] = "all()";
-  fake_->expect({"PATCH", std::string(kPolicyPath) + "?fieldManager=picket-operator&force=true"},
+  fake_->expect({"PATCH", std::string(kPolicyPath) +
+                              "?fieldManager=picket-operator&force=true&fieldValidation=Ignore"},
                 {200, served(desired, "8").dump(), {}});
   ApplyReport report = applier_.apply("shop", {desired}, cache({edited}), {});
   ASSERT_EQ(report.changes.size(), 1u);
@@ -237,7 +239,8 @@ TEST_F(ApplierTest, RevertsHandEditsOfSlimmedPolicies) {
   json edited = served(desired);
   edited["spec"]["selector"] = "all()";
   slimPolicy(edited);
-  fake_->expect({"PATCH", std::string(kPolicyPath) + "?fieldManager=picket-operator&force=true"},
+  fake_->expect({"PATCH", std::string(kPolicyPath) +
+                              "?fieldManager=picket-operator&force=true&fieldValidation=Ignore"},
                 {200, served(desired, "8").dump(), {}});
   ApplyReport report = applier_.apply("shop", {desired}, cache({edited}), {});
   ASSERT_EQ(report.changes.size(), 1u);
@@ -274,7 +277,7 @@ TEST_F(ApplierTest, WritesManyPoliciesAtOnceInOrder) {
   for (const json& policy : made.policies) {
     const std::string name = policy["metadata"]["name"];
     fake_->expect({"PATCH", "/apis/projectcalico.org/v3/namespaces/shop/networkpolicies/" + name +
-                                "?fieldManager=picket-operator"},
+                                "?fieldManager=picket-operator&fieldValidation=Ignore"},
                   {200, served(policy).dump(), {}});
   }
   ApplyReport report = parallel.apply("shop", made.policies, {}, {});
@@ -320,8 +323,9 @@ TEST_F(ApplierTest, NeverTouchesObjectsWithoutItsLabel) {
 TEST_F(ApplierTest, RefusesToOverwriteObjectsItDidNotCreate) {
   json foreign = served(desiredCart());
   foreign["metadata"]["labels"] = {{"team", "checkout"}};
-  fake_->expect({"PATCH", std::string(kPolicyPath) + "?fieldManager=picket-operator"},
-                status(409, "Conflict", "Apply failed with 1 conflict: .spec.selector"));
+  fake_->expect(
+      {"PATCH", std::string(kPolicyPath) + "?fieldManager=picket-operator&fieldValidation=Ignore"},
+      status(409, "Conflict", "Apply failed with 1 conflict: .spec.selector"));
   fake_->expect({"GET", kPolicyPath}, {200, foreign.dump(), {}});
   ApplyReport report = applier_.apply("shop", {desiredCart()}, {}, {});
   ASSERT_EQ(report.changes.size(), 1u);
@@ -335,10 +339,12 @@ TEST_F(ApplierTest, TakesBackItsOwnObjectTheCacheMissed) {
   const json desired = desiredCart();
   json edited = served(desired);
   edited["spec"]["selector"] = "all()";
-  fake_->expect({"PATCH", std::string(kPolicyPath) + "?fieldManager=picket-operator"},
-                status(409, "Conflict", "Apply failed with 1 conflict: .spec.selector"));
+  fake_->expect(
+      {"PATCH", std::string(kPolicyPath) + "?fieldManager=picket-operator&fieldValidation=Ignore"},
+      status(409, "Conflict", "Apply failed with 1 conflict: .spec.selector"));
   fake_->expect({"GET", kPolicyPath}, {200, edited.dump(), {}});
-  fake_->expect({"PATCH", std::string(kPolicyPath) + "?fieldManager=picket-operator&force=true"},
+  fake_->expect({"PATCH", std::string(kPolicyPath) +
+                              "?fieldManager=picket-operator&force=true&fieldValidation=Ignore"},
                 {200, served(desired, "9").dump(), {}});
   ApplyReport report = applier_.apply("shop", {desired}, {}, {});
   ASSERT_EQ(report.changes.size(), 1u);
@@ -350,8 +356,9 @@ TEST_F(ApplierTest, TakesBackItsOwnObjectTheCacheMissed) {
 // informer shows it, and is not trusted once it is old.
 TEST_F(ApplierTest, DoesNotRepeatWritesWhileTheCacheCatchesUp) {
   const json desired = desiredCart();
-  fake_->expect({"PATCH", std::string(kPolicyPath) + "?fieldManager=picket-operator"},
-                {200, served(desired, "5").dump(), {}});
+  fake_->expect(
+      {"PATCH", std::string(kPolicyPath) + "?fieldManager=picket-operator&fieldValidation=Ignore"},
+      {200, served(desired, "5").dump(), {}});
   ASSERT_EQ(applier_.apply("shop", {desired}, {}, {}).changes[0].action, PolicyAction::kCreated);
 
   ApplyReport again = applier_.apply("shop", {desired}, {}, {});
@@ -364,13 +371,15 @@ TEST_F(ApplierTest, DoesNotRepeatWritesWhileTheCacheCatchesUp) {
 
   // The memory is gone: a cache that still misses the object now means it really is missing
   // (deleted right after creation), so it is written again.
-  fake_->expect({"PATCH", std::string(kPolicyPath) + "?fieldManager=picket-operator"},
-                {200, served(desired, "6").dump(), {}});
+  fake_->expect(
+      {"PATCH", std::string(kPolicyPath) + "?fieldManager=picket-operator&fieldValidation=Ignore"},
+      {200, served(desired, "6").dump(), {}});
   EXPECT_EQ(applier_.apply("shop", {desired}, {}, {}).changes[0].action, PolicyAction::kCreated);
 
   clock_.advance(Applier::kPendingLifetime);
-  fake_->expect({"PATCH", std::string(kPolicyPath) + "?fieldManager=picket-operator"},
-                {200, served(desired, "7").dump(), {}});
+  fake_->expect(
+      {"PATCH", std::string(kPolicyPath) + "?fieldManager=picket-operator&fieldValidation=Ignore"},
+      {200, served(desired, "7").dump(), {}});
   EXPECT_EQ(applier_.apply("shop", {desired}, {}, {}).changes[0].action, PolicyAction::kCreated);
   EXPECT_EQ(fake_->pendingExpectations(), 0u);
 }
@@ -379,8 +388,9 @@ TEST_F(ApplierTest, DoesNotRepeatWritesWhileTheCacheCatchesUp) {
 // remembered) is forgotten once it is too old to trust, when later writes are remembered.
 TEST_F(ApplierTest, ForgetsWritesTooOldToTrust) {
   const json desired = desiredCart();
-  fake_->expect({"PATCH", std::string(kPolicyPath) + "?fieldManager=picket-operator"},
-                {200, served(desired, "5").dump(), {}});
+  fake_->expect(
+      {"PATCH", std::string(kPolicyPath) + "?fieldManager=picket-operator&fieldValidation=Ignore"},
+      {200, served(desired, "5").dump(), {}});
   ASSERT_EQ(applier_.apply("shop", {desired}, {}, {}).changes[0].action, PolicyAction::kCreated);
   EXPECT_EQ(applier_.pendingCount(), 1u);
 
@@ -389,7 +399,7 @@ TEST_F(ApplierTest, ForgetsWritesTooOldToTrust) {
   ledger["metadata"]["name"] = "picket-ledger";
   fake_->expect({"PATCH",
                  "/apis/projectcalico.org/v3/namespaces/shop/networkpolicies/picket-ledger"
-                 "?fieldManager=picket-operator"},
+                 "?fieldManager=picket-operator&fieldValidation=Ignore"},
                 {200, served(ledger, "6").dump(), {}});
   ApplyReport report = applier_.apply("shop", {desired, ledger}, cache({served(desired, "5")}), {});
   ASSERT_EQ(report.changes.size(), 2u);
@@ -412,8 +422,9 @@ TEST_F(ApplierTest, DoesNotRepeatDeletesWhileTheCacheCatchesUp) {
 
 // Tests that a failed write is reported with the API error.
 TEST_F(ApplierTest, ReportsFailedWrites) {
-  fake_->expect({"PATCH", std::string(kPolicyPath) + "?fieldManager=picket-operator"},
-                status(422, "Invalid", "spec.selector: invalid"));
+  fake_->expect(
+      {"PATCH", std::string(kPolicyPath) + "?fieldManager=picket-operator&fieldValidation=Ignore"},
+      status(422, "Invalid", "spec.selector: invalid"));
   ApplyReport report = applier_.apply("shop", {desiredCart()}, {}, {});
   ASSERT_EQ(report.changes.size(), 1u);
   EXPECT_EQ(report.changes[0].action, PolicyAction::kFailed);
@@ -437,7 +448,7 @@ TEST_F(ApplierTest, StopsWritingAtTheFirstConnectionFailure) {
   const std::string base = "/apis/projectcalico.org/v3/namespaces/shop/networkpolicies/";
   for (const json& policy : made.policies) {
     fake_->expectError({"PATCH", base + policy["metadata"]["name"].get<std::string>() +
-                                     "?fieldManager=picket-operator"},
+                                     "?fieldManager=picket-operator&fieldValidation=Ignore"},
                        Error{ErrorCode::kUnavailable,
                              "connect to 127.0.0.1:6443: Connection refused",
                              {},

@@ -136,9 +136,11 @@ class ControllerTest : public ::testing::Test {
 // Tests that an allowlist arriving on the watch is reconciled into a policy, a status and an
 // Event, that the caches report ready, and that a stop returns ok.
 TEST_F(ControllerTest, ReconcilesAnAllowlistFromItsWatchEvent) {
-  fake_->expect({"PATCH", std::string(kPolicyPath) + "?fieldManager=picket-operator"},
-                {200, "{}", {}});
-  fake_->expect({"PATCH", std::string(kStatusPath) + "?fieldManager=picket-operator&force=true"},
+  fake_->expect(
+      {"PATCH", std::string(kPolicyPath) + "?fieldManager=picket-operator&fieldValidation=Ignore"},
+      {200, "{}", {}});
+  fake_->expect({"PATCH", std::string(kStatusPath) +
+                              "?fieldManager=picket-operator&force=true&fieldValidation=Ignore"},
                 {200, "{}", {}});
   fake_->expect({"POST", kEventsPath}, {201, "{}", {}});
   start({}, {}, {});
@@ -179,10 +181,12 @@ TEST_F(ControllerTest, RemovesOrphansAtStart) {
 // Tests that a new namespace re-reconciles the namespaces whose allowlists name it: the note
 // "does not exist yet" leaves the status once the caller's namespace appears.
 TEST_F(ControllerTest, ReconcilesDependentsWhenANamespaceAppears) {
-  fake_->expect({"PATCH", std::string(kPolicyPath) + "?fieldManager=picket-operator"},
-                {200, "{}", {}});
+  fake_->expect(
+      {"PATCH", std::string(kPolicyPath) + "?fieldManager=picket-operator&fieldValidation=Ignore"},
+      {200, "{}", {}});
   for (int i = 0; i < 2; ++i) {
-    fake_->expect({"PATCH", std::string(kStatusPath) + "?fieldManager=picket-operator&force=true"},
+    fake_->expect({"PATCH", std::string(kStatusPath) +
+                                "?fieldManager=picket-operator&force=true&fieldValidation=Ignore"},
                   {200, "{}", {}});
     fake_->expect({"POST", kEventsPath}, {201, "{}", {}});
   }

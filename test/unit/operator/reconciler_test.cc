@@ -28,8 +28,8 @@ using ::testing::IsEmpty;
 
 constexpr char kPolicyPath[] =
     "/apis/projectcalico.org/v3/namespaces/shop/networkpolicies/picket-cart";
-constexpr char kApplyQuery[] = "?fieldManager=picket-operator";
-constexpr char kForcedQuery[] = "?fieldManager=picket-operator&force=true";
+constexpr char kApplyQuery[] = "?fieldManager=picket-operator&fieldValidation=Ignore";
+constexpr char kForcedQuery[] = "?fieldManager=picket-operator&force=true&fieldValidation=Ignore";
 constexpr char kStatusPath[] =
     "/apis/picket.dev/v1alpha1/namespaces/shop/serviceallowlists/cart/status";
 
