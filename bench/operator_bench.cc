@@ -861,6 +861,8 @@ int run(const BenchOptions& options) {
   // reference: what the convergence ratio would be measured against if the baseline applied too.
   kube::ApplyOptions apply_options;
   apply_options.field_manager = kFieldManager;
+  // As the operator applies (op::kFieldValidation; the bench does not link the operator).
+  apply_options.field_validation = "Ignore";
   server_cpu = controlPlaneCpuSeconds(cluster_dir);
   start = Clock::now();
   for (int i = 0; i < n; ++i) {
