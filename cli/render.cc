@@ -1,9 +1,8 @@
 #include "cli/render.h"
 
 #include <array>
-#include <fstream>
-#include <sstream>
 
+#include "common/files.h"
 #include "common/yaml_json.h"
 
 namespace picket::cli {
@@ -31,11 +30,12 @@ goes to stderr; the exit code is 1 if any allowlist is not planned.
 // The operator's planner configuration file, read as picket-operator --config reads it. Done here
 // rather than through the operator library, so picketctl links no API client.
 Result<op::PlannerConfig> loadConfig(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return makeError(ErrorCode::kIo, "--config: cannot read " + path, path);
-  std::ostringstream text;
-  text << in.rdbuf();
-  auto document = yamlToJson(text.str(), path);
+  Result<std::string> text = readWholeFile(path);
+  if (!text) {
+    return makeError(ErrorCode::kIo, "--config: cannot read " + path + ": " + text.error().message,
+                     path);
+  }
+  auto document = yamlToJson(*text, path);
   if (!document) return makeError(std::move(document.error()));
   auto config = op::parsePlannerConfig(*document);
   if (!config) return makeError(ErrorCode::kInvalidArgument, path + ": " + config.error().message);

@@ -12,7 +12,6 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <exception>
-#include <fstream>
 #include <iostream>
 #include <memory>
 #include <mutex>
@@ -22,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/files.h"
 #include "common/yaml_json.h"
 #include "controlplane/control_plane.h"
 #include "kube/client.h"
@@ -103,11 +103,13 @@ picket::Result<picket::xds::ControlPlaneOptions> xdsOptions(
     if (from_env != nullptr) path = from_env;
   }
   if (!path.empty()) {
-    std::ifstream in(path);
-    if (!in) {
-      return makeError(ErrorCode::kIo, "--injector-config: cannot read " + path, path);
+    Result<std::string> text = readWholeFile(path);
+    if (!text) {
+      return makeError(ErrorCode::kIo,
+                       "--injector-config: cannot read " + path + ": " + text.error().message,
+                       path);
     }
-    sources.injector_yaml.assign(std::istreambuf_iterator<char>(in), {});
+    sources.injector_yaml = std::move(*text);
     sources.injector_origin = path;
   }
   sources.overrides = config.xds;

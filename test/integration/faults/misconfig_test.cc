@@ -188,6 +188,18 @@ TEST_F(MisconfigTest, UnreadableOperatorConfigIsAClearUsageError) {
   EXPECT_THAT(op.log(), HasSubstr("--config: cannot read " + missing));
 }
 
+// Tests that an --injector-config file that cannot be read (the xDS server builds its sidecar
+// settings from it) stops picket-operator at once with exit code 2 and a message naming the flag,
+// the file and the system's reason.
+TEST_F(MisconfigTest, UnreadableInjectorConfigIsAClearUsageError) {
+  const std::string missing = dir_.file("absent/injector.yaml");
+  OperatorProcess& op =
+      startOperator("op-injector-config", {"--injector-config", missing, "--serve-xds=true"});
+  EXPECT_EQ(op.waitForExit(kConverge), 2);
+  EXPECT_THAT(op.log(), HasSubstr("--injector-config: cannot read " + missing +
+                                  ": No such file or directory"));
+}
+
 // Tests that picket-webhook with a missing or a non-PEM serving certificate exits non-zero with a
 // message naming the file and what is wrong with it.
 TEST_F(MisconfigTest, UnusableWebhookCertificateIsAClearStartupError) {
