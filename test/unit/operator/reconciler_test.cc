@@ -75,6 +75,15 @@ json cartAllowlist(json callers, int generation = 1) {
 }
 
 const json kWebCaller = json::array({{{"service", "web"}}});
+
+// An allowlist called `name` (uid "uid-<name>") that lets web call `service`.
+json webAllowlist(const std::string& name, const std::string& service) {
+  json object = cartAllowlist(kWebCaller);
+  object["metadata"]["name"] = name;
+  object["metadata"]["uid"] = "uid-" + name;
+  object["spec"]["service"] = service;
+  return object;
+}
 // A namespaceSelector key that the schema lets through (it checks only matchLabels values) and
 // the operator refuses.
 const json kInvalidCaller =
@@ -201,11 +210,7 @@ TEST_F(ReconcilerTest, AppliesPolicyAndReportsReady) {
 // namespace, while a reconcile of the whole namespace covers the rest too.
 TEST_F(ReconcilerTest, ReconcilesOnlyTheNamedServices) {
   const auto allowlist_for = [](const std::string& service) {
-    json object = cartAllowlist(kWebCaller);
-    object["metadata"]["name"] = service;
-    object["metadata"]["uid"] = "uid-" + service;
-    object["spec"]["service"] = service;
-    return object;
+    return webAllowlist(service, service);
   };
   const auto policy_path = [](const std::string& service) {
     return "/apis/projectcalico.org/v3/namespaces/shop/networkpolicies/picket-" + service;
@@ -321,11 +326,7 @@ WholeReconcile reconcileWhole(const ClusterCache& cache, size_t batch_services) 
 // allowlist, which every part plans, once), statuses, deletes of orphans and Events.
 TEST_F(ReconcilerTest, ReconcilesAWholeNamespaceInPartsAsInOnePiece) {
   const auto allowlist_for = [](const std::string& service) {
-    json object = cartAllowlist(kWebCaller);
-    object["metadata"]["name"] = service;
-    object["metadata"]["uid"] = "uid-" + service;
-    object["spec"]["service"] = service;
-    return object;
+    return webAllowlist(service, service);
   };
   for (const char* service : {"a", "b", "c", "d", "e"}) {
     cache_.allowlists_.push_back(allowlist_for(service));
@@ -360,13 +361,6 @@ TEST_F(ReconcilerTest, ReconcilesAWholeNamespaceInPartsAsInOnePiece) {
 // Tests that the allowlists gauge follows an allowlist that moves to another service and then
 // goes, through reconciles of some services only, while an allowlist outside them keeps its count.
 TEST_F(ReconcilerTest, KeepsTheAllowlistsGaugeThroughPartialReconciles) {
-  const auto allowlist_for = [](const std::string& name, const std::string& service) {
-    json object = cartAllowlist(kWebCaller);
-    object["metadata"]["name"] = name;
-    object["metadata"]["uid"] = "uid-" + name;
-    object["spec"]["service"] = service;
-    return object;
-  };
   const auto answer_writes = [this](const std::string& name, const std::string& service) {
     fake_->expect({"PATCH", "/apis/projectcalico.org/v3/namespaces/shop/networkpolicies/picket-" +
                                 service + kApplyQuery},
@@ -376,7 +370,7 @@ TEST_F(ReconcilerTest, KeepsTheAllowlistsGaugeThroughPartialReconciles) {
                   {200, "{}", {}});
   };
   const std::string gauge = "picket_operator_allowlists{reason=\"PolicyApplied\"}";
-  cache_.allowlists_ = {allowlist_for("stays", "c"), allowlist_for("moves", "a")};
+  cache_.allowlists_ = {webAllowlist("stays", "c"), webAllowlist("moves", "a")};
   answer_writes("stays", "c");
   answer_writes("moves", "a");
   Reconciler& partial = reconciler();
@@ -384,7 +378,7 @@ TEST_F(ReconcilerTest, KeepsTheAllowlistsGaugeThroughPartialReconciles) {
   EXPECT_EQ(metric(gauge), "2");
 
   // Its update names both services; it is counted once, in its new one.
-  cache_.allowlists_[1] = allowlist_for("moves", "b");
+  cache_.allowlists_[1] = webAllowlist("moves", "b");
   answer_writes("moves", "b");
   EXPECT_FALSE(partial.reconcile("shop", std::set<std::string>{"a", "b"}).error);
   EXPECT_EQ(metric(gauge), "2");
@@ -399,13 +393,7 @@ TEST_F(ReconcilerTest, KeepsTheAllowlistsGaugeThroughPartialReconciles) {
 // Tests that a whole reconcile made in parts forgets, as one piece would, the count of an
 // allowlist whose service is in neither cache any more (it left without its own reconcile).
 TEST_F(ReconcilerTest, ForgetsGoneServicesInAWholeReconcileInParts) {
-  const auto allowlist_for = [](const std::string& name) {
-    json object = cartAllowlist(kWebCaller);
-    object["metadata"]["name"] = name;
-    object["metadata"]["uid"] = "uid-" + name;
-    object["spec"]["service"] = name;
-    return object;
-  };
+  const auto allowlist_for = [](const std::string& name) { return webAllowlist(name, name); };
   for (const char* name : {"c", "d", "gone"}) {
     cache_.allowlists_.push_back(allowlist_for(name));
     fake_->expect({"PATCH", std::string("/apis/projectcalico.org/v3/namespaces/shop/") +
