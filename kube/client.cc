@@ -260,8 +260,25 @@ Result<ObjectList> Client::list(const Resource& resource, std::string_view ns,
                      "list() walks every page itself and takes no continue_token; use listPage()");
   }
   ObjectList result;
+  auto version = listPages(
+      resource, ns, options,
+      [&result](std::vector<json>& items) {
+        result.items.insert(result.items.end(), std::make_move_iterator(items.begin()),
+                            std::make_move_iterator(items.end()));
+      },
+      [&result] { result.items.clear(); });
+  if (!version) return makeError(std::move(version.error()));
+  result.resource_version = std::move(*version);
+  return result;
+}
+
+Result<std::string> Client::listPages(const Resource& resource, std::string_view ns,
+                                      const ListOptions& options,
+                                      const std::function<void(std::vector<json>& items)>& on_page,
+                                      const std::function<void()>& on_restart) {
   ListOptions page_options = options;
   int restarts = 0;
+  size_t listed = 0;
   for (;;) {
     auto page = listPage(resource, ns, page_options);
     if (!page) {
@@ -279,17 +296,16 @@ Result<ObjectList> Client::list(const Resource& resource, std::string_view ns,
       ++restarts;
       // The 410 may carry a fresh continue token, but it continues an inconsistent list; only a
       // restart gives one snapshot.
-      LOG(INFO) << "listing " << resource.plural << ": continue token expired after "
-                << result.items.size() << " items; restarting the list (" << restarts << " of "
-                << kMaxListRestarts << ")";
-      result = ObjectList{};
+      LOG(INFO) << "listing " << resource.plural << ": continue token expired after " << listed
+                << " items; restarting the list (" << restarts << " of " << kMaxListRestarts << ")";
+      on_restart();
+      listed = 0;
       page_options = options;
       continue;
     }
-    result.items.insert(result.items.end(), std::make_move_iterator(page->items.begin()),
-                        std::make_move_iterator(page->items.end()));
-    result.resource_version = page->resource_version;
-    if (page->continue_token.empty()) return result;
+    listed += page->items.size();
+    on_page(page->items);
+    if (page->continue_token.empty()) return std::move(page->resource_version);
     page_options.continue_token = page->continue_token;
     // The server refuses a resourceVersion next to a continue token; the token pins the version.
     page_options.resource_version.clear();

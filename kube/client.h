@@ -167,6 +167,14 @@ class Client {
   // with kGone after kMaxListRestarts restarts.
   Result<ObjectList> list(const Resource& resource, std::string_view ns,
                           const ListOptions& options = {});
+  // list()'s pager, handing each page's items to `on_page` as it arrives instead of gathering
+  // them (an informer packs each page and lets it go); `on_restart` is called before a restart
+  // from the first page, so the caller can drop what the earlier pages gave it. Returns the
+  // list's resourceVersion.
+  Result<std::string> listPages(
+      const Resource& resource, std::string_view ns, const ListOptions& options,
+      const std::function<void(std::vector<nlohmann::json>& items)>& on_page,
+      const std::function<void()>& on_restart);
   static constexpr int kMaxListRestarts = 3;
 
   // POST to the collection, or with `options.subresource` to that subresource of the object

@@ -66,30 +66,7 @@ ListerWatcher clientListerWatcher(Client& client, Resource resource, std::string
     ListOptions options;
     options.label_selector = label_selector;
     options.field_selector = field_selector;
-    // Client::list's pager, handing each page over instead of gathering them.
-    int restarts = 0;
-    for (;;) {
-      auto page = client.listPage(resource, ns, options);
-      if (!page) {
-        // A 410 on a later page: the snapshot the continue token points into was compacted away,
-        // and only a restart gives one consistent list. On the first page it is not ours to fix.
-        const bool token_expired =
-            page.error().code == ErrorCode::kGone && !options.continue_token.empty();
-        if (!token_expired || restarts == Client::kMaxListRestarts) {
-          return makeError(std::move(page.error()));
-        }
-        ++restarts;
-        LOG(INFO) << "listing " << resource.plural
-                  << ": continue token expired; restarting the list (" << restarts << " of "
-                  << Client::kMaxListRestarts << ")";
-        on_restart();
-        options.continue_token.clear();
-        continue;
-      }
-      on_page(page->items);
-      if (page->continue_token.empty()) return page->resource_version;
-      options.continue_token = page->continue_token;
-    }
+    return client.listPages(resource, ns, options, on_page, on_restart);
   };
   lister_watcher.watch = [&client, resource, ns, label_selector, field_selector](
                              const WatchOptions& options,
