@@ -74,6 +74,7 @@
 #include "bench/fixtures.h"
 #include "common/http_server.h"
 #include "test/support/admission_review.h"
+#include "test/support/files.h"
 
 namespace picket::bench {
 namespace {
@@ -199,11 +200,6 @@ std::string readFile(const fs::path& path) {
   std::ostringstream text;
   text << in.rdbuf();
   return text.str();
-}
-
-void writeFile(const fs::path& path, std::string_view text) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << text;
 }
 
 std::string reviewUid(long serial) {
@@ -774,19 +770,8 @@ int run(const Options& options) {
               << " (build the picket-webhook target)\n";
     return 1;
   }
-  char dir_template[] = "/tmp/picket-webhook-load-XXXXXX";
-  if (::mkdtemp(dir_template) == nullptr) {
-    std::perror("webhook_load: mkdtemp");
-    return 1;
-  }
-  const fs::path dir = dir_template;
-  struct RemoveDir {
-    fs::path path;
-    ~RemoveDir() {
-      std::error_code ignored;
-      fs::remove_all(path, ignored);
-    }
-  } remove_dir{dir};
+  const test_support::TempDir temp_dir("picket-webhook-load");
+  const fs::path dir = temp_dir.path();
 
   const fs::path cert = dir / "tls.crt", key = dir / "tls.key";
   const std::string openssl =
@@ -800,15 +785,15 @@ int run(const Options& options) {
 
   FakeApiServer api;
   if (!api.start()) return 1;
-  const fs::path kubeconfig = dir / "kubeconfig";
-  writeFile(kubeconfig,
-            "apiVersion: v1\nkind: Config\ncurrent-context: bench\n"
-            "clusters:\n- name: bench\n  cluster:\n    server: http://127.0.0.1:" +
-                std::to_string(api.port()) +
-                "\n"
-                "users:\n- name: bench\n  user:\n    token: bench\n"
-                "contexts:\n- name: bench\n  context:\n    cluster: bench\n"
-                "    user: bench\n");
+  const fs::path kubeconfig =
+      temp_dir.write("kubeconfig",
+                     "apiVersion: v1\nkind: Config\ncurrent-context: bench\n"
+                     "clusters:\n- name: bench\n  cluster:\n    server: http://127.0.0.1:" +
+                         std::to_string(api.port()) +
+                         "\n"
+                         "users:\n- name: bench\n  user:\n    token: bench\n"
+                         "contexts:\n- name: bench\n  context:\n    cluster: bench\n"
+                         "    user: bench\n");
 
   const std::uint16_t port = freePort();
   const fs::path log =
@@ -963,13 +948,13 @@ int run(const Options& options) {
   // Cross-check of (a) with another client, when wrk is installed: it does not look at the
   // answers, so it shows only whether this generator's client side limits the throughput.
   if (options.seconds > 0 && std::system("command -v wrk >/dev/null 2>&1") == 0) {
-    writeFile(dir / "review.json", body);
-    writeFile(dir / "post.lua", "local file = io.open(\"" + (dir / "review.json").string() +
-                                    "\", \"rb\")\n"
-                                    "wrk.method = \"POST\"\n"
-                                    "wrk.body = file:read(\"*a\")\n"
-                                    "file:close()\n"
-                                    "wrk.headers[\"Content-Type\"] = \"application/json\"\n");
+    const std::string review = temp_dir.write("review.json", body);
+    temp_dir.write("post.lua", "local file = io.open(\"" + review +
+                                   "\", \"rb\")\n"
+                                   "wrk.method = \"POST\"\n"
+                                   "wrk.body = file:read(\"*a\")\n"
+                                   "file:close()\n"
+                                   "wrk.headers[\"Content-Type\"] = \"application/json\"\n");
     std::printf("(a') the same closed loop with wrk (%d connections, one thread, %d s):\n",
                 options.connections, options.seconds);
     std::fflush(stdout);

@@ -12,8 +12,9 @@
 #include <string_view>
 #include <utility>
 
+#include "common/files.h"
 #include "kube/credential_sources.h"
-#include "kube/internal/files.h"
+#include "kube/internal/paths.h"
 #include "kube/internal/text.h"
 
 namespace picket::kube {
@@ -171,7 +172,7 @@ Result<std::optional<std::string>> KubeconfigParser::readPem(const YAML::Node& p
   if (!file->empty()) {
     const std::string field = parent_field + "." + file_key;
     const std::string path = internal::resolvePath(base_dir_, *file);
-    auto pem = internal::readFile(path);
+    auto pem = readWholeFile(path);
     if (!pem)
       return fail(ErrorCode::kIo, field, "cannot read " + path + ": " + pem.error().message);
     if (!looksLikePem(*pem, kind)) {
@@ -459,7 +460,7 @@ Result<ClusterConfig> parseKubeconfig(const std::string& yaml, const std::string
 }
 
 Result<ClusterConfig> loadKubeconfig(const std::string& path, const KubeconfigOptions& options) {
-  auto text = internal::readFile(path);
+  auto text = readWholeFile(path);
   if (!text) {
     return makeError(ErrorCode::kIo,
                      "kubeconfig " + path + ": cannot read: " + text.error().message);
@@ -484,7 +485,7 @@ Result<ClusterConfig> inClusterConfig(const InClusterOptions& options) {
   config.server = "https://" + (ipv6 ? "[" + host + "]" : host) + ":" + port;
 
   const std::string ca_path = options.secrets_dir + "/ca.crt";
-  auto ca = internal::readFile(ca_path);
+  auto ca = readWholeFile(ca_path);
   if (!ca) {
     return makeError(ErrorCode::kIo, std::string(kInClusterPrefix) + ": cannot read " + ca_path +
                                          ": " + ca.error().message);
@@ -496,7 +497,7 @@ Result<ClusterConfig> inClusterConfig(const InClusterOptions& options) {
   config.ca_pem = std::move(*ca);
 
   // client-go does the same: a pod without a namespace file is in "default".
-  if (auto ns = internal::readFile(options.secrets_dir + "/namespace"); ns) {
+  if (auto ns = readWholeFile(options.secrets_dir + "/namespace"); ns) {
     if (auto name = internal::trimWhitespace(*ns); !name.empty()) config.default_namespace = name;
   }
 

@@ -3,15 +3,16 @@ picket_cc_library(
   SRCS
     config.cc
     credential_sources.cc
-    internal/files.cc
+    internal/paths.cc
     internal/run_command.cc
     internal/text.cc
   HDRS
     config.h
     credential_sources.h
-    internal/files.h
+    internal/paths.h
     internal/text.h
   DEPS
+    picket::files
     picket::result
     yaml-cpp
     nlohmann_json::nlohmann_json

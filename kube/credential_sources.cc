@@ -4,7 +4,7 @@
 
 #include <utility>
 
-#include "kube/internal/files.h"
+#include "common/files.h"
 #include "kube/internal/text.h"
 
 namespace picket::kube {
@@ -56,7 +56,7 @@ Result<std::shared_ptr<TokenFileCredentialSource<Clock>>> TokenFileCredentialSou
 
 template <class Clock>
 Result<std::string> TokenFileCredentialSource<Clock>::readToken() const {
-  auto content = internal::readFile(path_);
+  auto content = readWholeFile(path_);
   if (!content) {
     return makeError(ErrorCode::kIo,
                      error_prefix_ + ": cannot read " + path_ + ": " + content.error().message,

@@ -3,14 +3,10 @@
 #include <stdlib.h>
 
 #include <cctype>
-#include <cstdio>
-#include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <random>
 #include <sstream>
 #include <thread>
-#include <vector>
 
 #include "kube/credential_sources.h"
 #include "kube/curl_transport.h"
@@ -268,25 +264,6 @@ void ClusterTest::TearDown() {
 
 std::string sourcePath(const std::string& relative) {
   return std::string(PICKET_SOURCE_DIR) + "/" + relative;
-}
-
-TempDir::TempDir() {
-  const char* tmp = std::getenv("TMPDIR");
-  std::string pattern =
-      std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/picket-integration-XXXXXX";
-  std::vector<char> buffer(pattern.begin(), pattern.end());
-  buffer.push_back('\0');
-  // No folder means no test can write its files; nothing sensible is left to do.
-  if (::mkdtemp(buffer.data()) == nullptr) {
-    std::perror(("mkdtemp " + pattern).c_str());
-    std::abort();
-  }
-  path_ = buffer.data();
-}
-
-TempDir::~TempDir() {
-  std::error_code ignored;
-  std::filesystem::remove_all(path_, ignored);
 }
 
 }  // namespace picket::integration

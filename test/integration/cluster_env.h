@@ -114,21 +114,7 @@ std::string sourcePath(const std::string& relative);
 using test_support::readFile;
 using test_support::writeFile;
 
-// A fresh folder under $TMPDIR (or /tmp) for one test's files, removed with everything in it when
-// the object goes away.
-class TempDir {
- public:
-  TempDir();
-  ~TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  const std::string& path() const { return path_; }
-  // path() + "/" + name.
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
+// A folder of the test's own (test/support/files.h).
+using test_support::TempDir;
 
 }  // namespace picket::integration

@@ -6,11 +6,12 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <cstdlib>
-#include <filesystem>
 #include <fstream>
 #include <functional>
+#include <string>
 #include <thread>
+
+#include "test/support/files.h"
 
 namespace picket::test_support {
 namespace {
@@ -20,17 +21,9 @@ using namespace std::chrono_literals;
 
 class ProgramTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    std::string pattern =
-        (std::filesystem::temp_directory_path() / "picket-program-XXXXXX").string();
-    ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::string log() const { return dir_.file("program.log"); }
 
-  std::string log() const { return dir_ + "/program.log"; }
-
-  std::string dir_;
+  TempDir dir_{"picket-program"};
 };
 
 // The state letter of /proc/<pid>/stat ('T' when stopped), or '?' when it cannot be read.
@@ -105,11 +98,11 @@ TEST_F(ProgramTest, GivesTheChildDevNullAsStdin) {
 
 // Tests that a binary that cannot be run leaves an error naming it and why, and nothing running.
 TEST_F(ProgramTest, ExplainsWhyItCouldNotStart) {
-  Program program({dir_ + "/no-such-binary", "--flag"}, log());
+  Program program({dir_.file("no-such-binary"), "--flag"}, log());
   Status started = program.started();
   ASSERT_FALSE(started);
   EXPECT_EQ(started.error().code, ErrorCode::kIo);
-  EXPECT_THAT(started.error().message, HasSubstr(dir_ + "/no-such-binary"));
+  EXPECT_THAT(started.error().message, HasSubstr(dir_.file("no-such-binary")));
   EXPECT_THAT(started.error().message, HasSubstr("No such file or directory"));
   EXPECT_EQ(program.pid(), -1);
   EXPECT_FALSE(program.running());

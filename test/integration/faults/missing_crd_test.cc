@@ -12,10 +12,10 @@
 #include <string>
 #include <vector>
 
-#include "common/yaml_json.h"
 #include "kube/config.h"
 #include "kube/curl_transport.h"
 #include "test/integration/faults/fault_support.h"
+#include "test/integration/operator/operator_fixture.h"
 #include "test/integration/operator/operator_process.h"
 
 namespace picket::integration {
@@ -78,29 +78,6 @@ class MissingCrdTest : public ::testing::Test {
                                              dir_->file(identity + ".log"));
   }
 
-  // Installs crds/serviceallowlists.picket.dev.yaml and waits until it is served.
-  Status installAllowlistCrd() {
-    const std::string path = sourcePath("crds/serviceallowlists.picket.dev.yaml");
-    auto text = readFile(path);
-    if (!text) return makeError(std::move(text.error()));
-    auto crd = yamlToJson(*text, path);
-    if (!crd) return makeError(std::move(crd.error()));
-    kube::ApplyOptions options;
-    options.field_manager = "picket-integration-test";
-    auto applied = client_->apply(kube::resources::kCustomResourceDefinitions, "", *crd, options);
-    if (!applied) return makeError(std::move(applied.error()));
-    if (!waitFor(
-            [&] {
-              // Not Client::serves(), whose discovery cache would see it late.
-              auto list = client_->getRaw("/apis/picket.dev/v1alpha1");
-              return list && list->dump().find("\"serviceallowlists\"") != std::string::npos;
-            },
-            kWait, std::chrono::milliseconds(100))) {
-      return makeError(ErrorCode::kTimeout, "the ServiceAllowlist CRD is not served");
-    }
-    return ok();
-  }
-
   static inline TempDir* dir_ = nullptr;
   static inline std::string state_dir_;
   static inline std::string startup_error_;
@@ -127,7 +104,7 @@ TEST_F(MissingCrdTest, MissingAllowlistCrdIsReportedAndPickedUpWhenInstalled) {
   EXPECT_FALSE(ready) << "ready without the ServiceAllowlist CRD";
   EXPECT_TRUE(op->get("/healthz")) << "the operator is not serving: " << op->log();
 
-  Status installed = installAllowlistCrd();
+  Status installed = installAllowlistCrd(*client_);
   ASSERT_TRUE(installed) << installed.error().describe();
   const auto served_at = std::chrono::steady_clock::now();
   EXPECT_TRUE(waitFor([&] { return op->get("/readyz").has_value(); }, kWait))

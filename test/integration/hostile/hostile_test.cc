@@ -23,12 +23,14 @@
 #include "test/integration/cluster_env.h"
 #include "test/integration/operator/operator_fixture.h"
 #include "test/integration/webhook_fixture.h"
+#include "test/support/admission_review.h"
 #include "test/unit/common/http_test_support.h"
 
 namespace picket::integration {
 namespace {
 
 using kube::json;
+using test_support::podCreationReview;
 using ::testing::HasSubstr;
 using ::testing::Not;
 using namespace std::chrono_literals;
@@ -56,19 +58,6 @@ std::string picketContainers(const json& pod) {
     }
   }
   return text;
-}
-
-// An AdmissionReview of creating `pod` in `ns`, as the API server sends it.
-json reviewOf(const std::string& uid, const std::string& ns, const json& pod) {
-  return {{"apiVersion", "admission.k8s.io/v1"},
-          {"kind", "AdmissionReview"},
-          {"request",
-           {{"uid", uid},
-            {"kind", {{"group", ""}, {"version", "v1"}, {"kind", "Pod"}}},
-            {"resource", {{"group", ""}, {"version", "v1"}, {"resource", "pods"}}},
-            {"namespace", ns},
-            {"operation", "CREATE"},
-            {"object", pod}}}};
 }
 
 class HostileWebhookTest : public ClusterTest {
@@ -140,7 +129,7 @@ class HostileWebhookTest : public ClusterTest {
   // An ordinary review, straight to /mutate, is answered with a patch.
   void expectServesOrdinaryReview() {
     const http::testing::CurlResult answer =
-        postReview(reviewOf("ordinary", ns(), podManifest("ordinary")).dump());
+        postReview(podCreationReview(podManifest("ordinary"), ns(), "ordinary").dump());
     ASSERT_EQ(answer.status, 200) << answer.error << answer.body;
     const json review = json::parse(answer.body, nullptr, false);
     EXPECT_EQ(review["response"]["uid"], "ordinary");
@@ -254,7 +243,8 @@ TEST_F(HostileWebhookTest, KeepsAnnotationPayloadsOutOfTheSidecar) {
   EXPECT_THAT(containers, Not(HasSubstr("--base-id")));
 
   // The same pod straight to /mutate: one warning per refused annotation, each naming it.
-  const http::testing::CurlResult direct = postReview(reviewOf("payload", ns(), pod).dump());
+  const http::testing::CurlResult direct =
+      postReview(podCreationReview(pod, ns(), "payload").dump());
   ASSERT_EQ(direct.status, 200) << direct.body;
   const json review = json::parse(direct.body, nullptr, false);
   const std::string warnings = review["response"].value("warnings", json::array()).dump();
@@ -308,8 +298,9 @@ TEST_F(HostileWebhookTest, StoresInvalidUtf8AsTheApiServerDecodesIt) {
 TEST_F(HostileWebhookTest, RefusesDeeplyNestedReviews) {
   const std::size_t depth = 10000;
   const std::string nested = std::string(depth, '[') + std::string(depth, ']');
-  std::string as_object = reviewOf("deep", ns(), nullptr).dump();
-  as_object.replace(as_object.find("null"), 4, nested);
+  std::string as_object = podCreationReview(nullptr, ns(), "deep").dump();
+  const std::string null_object = "\"object\":null";
+  as_object.replace(as_object.find(null_object) + null_object.size() - 4, 4, nested);
   const http::testing::CurlResult in_object = postReview(as_object);
   EXPECT_EQ(in_object.status, 400) << in_object.body;
   EXPECT_THAT(in_object.body, HasSubstr("request.object"));
@@ -322,7 +313,7 @@ TEST_F(HostileWebhookTest, RefusesDeeplyNestedReviews) {
 
 // Tests a review whose strings are not UTF-8, straight to /mutate.
 TEST_F(HostileWebhookTest, AnswersReviewWithInvalidUtf8) {
-  std::string body = reviewOf("bytes", ns(), podManifest("bytes")).dump();
+  std::string body = podCreationReview(podManifest("bytes"), ns(), "bytes").dump();
   body.replace(body.find("\"web\""), 5,
                "\"w\xff\xfe"
                "b\"");
@@ -335,7 +326,7 @@ TEST_F(HostileWebhookTest, AnswersReviewWithInvalidUtf8) {
 // Tests a review that repeats a key, straight to /mutate: the last value counts, as it does for
 // the API server's own decoder.
 TEST_F(HostileWebhookTest, ReadsRepeatedKeysInReviewLastOneWins) {
-  std::string body = reviewOf("second", ns(), podManifest("dup")).dump();
+  std::string body = podCreationReview(podManifest("dup"), ns(), "second").dump();
   body.replace(body.find("\"uid\":"), 6, "\"uid\":\"first\",\"uid\":");
   const http::testing::CurlResult answer = postReview(body);
   ASSERT_EQ(answer.status, 200) << answer.body;
@@ -346,7 +337,7 @@ TEST_F(HostileWebhookTest, ReadsRepeatedKeysInReviewLastOneWins) {
 // Tests a 100 MB body straight to /mutate: it is refused with 413 (the limit is 4 MiB) without
 // being read whole, and ordinary reviews sent while it is on its way are answered.
 TEST_F(HostileWebhookTest, RefusesHundredMegabyteBodyAndKeepsServing) {
-  std::string huge = reviewOf("huge", ns(), podManifest("huge")).dump();
+  std::string huge = podCreationReview(podManifest("huge"), ns(), "huge").dump();
   huge.insert(huge.size() - 2, ",\"padding\":\"" + std::string(100 * 1000 * 1000, 'x') + "\"");
   std::atomic<bool> done{false};
   http::testing::CurlResult refused;
@@ -358,7 +349,7 @@ TEST_F(HostileWebhookTest, RefusesHundredMegabyteBodyAndKeepsServing) {
   int answered_meanwhile = 0;
   do {
     const http::testing::CurlResult answer =
-        postReview(reviewOf("meanwhile", ns(), podManifest("meanwhile")).dump());
+        postReview(podCreationReview(podManifest("meanwhile"), ns(), "meanwhile").dump());
     EXPECT_EQ(answer.status, 200) << answer.error;
     ++answered_meanwhile;
   } while (!done && answered_meanwhile < 20);

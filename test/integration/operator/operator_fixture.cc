@@ -28,8 +28,8 @@ bool established(const json& crd) {
   return false;
 }
 
-// Installs crds/serviceallowlists.picket.dev.yaml and waits until it is served. Server-side apply
-// makes it idempotent, and safe while other test processes do the same.
+}  // namespace
+
 Status installAllowlistCrd(kube::Client& client) {
   const std::string path = sourcePath("crds/serviceallowlists.picket.dev.yaml");
   auto text = readFile(path);
@@ -53,8 +53,6 @@ Status installAllowlistCrd(kube::Client& client) {
   if (!served) return makeError(ErrorCode::kTimeout, "the ServiceAllowlist CRD is not served");
   return ok();
 }
-
-}  // namespace
 
 json readyCondition(const json& allowlist) {
   for (const json& condition :

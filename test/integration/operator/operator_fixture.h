@@ -30,6 +30,10 @@ inline const kube::Resource kCalicoPolicies{"projectcalico.org", "v3", "networkp
 inline const kube::Resource kCalicoStagedPolicies{
     "projectcalico.org", "v3", "stagednetworkpolicies", "StagedNetworkPolicy", true};
 
+// Installs crds/serviceallowlists.picket.dev.yaml and waits until it is served. Server-side apply
+// makes it idempotent, and safe while other test processes do the same.
+Status installAllowlistCrd(kube::Client& client);
+
 // A test namespace with the ServiceAllowlist CRD installed (from crds/, by server-side apply, once
 // per process), operators to start, and helpers for allowlists, policies and Events.
 class OperatorTest : public ClusterTest {

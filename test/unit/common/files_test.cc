@@ -2,30 +2,20 @@
 
 #include <gtest/gtest.h>
 
-#include <cstdlib>
-#include <filesystem>
-#include <fstream>
+#include <string>
+
+#include "test/support/files.h"
 
 namespace picket {
 namespace {
 
 class ReadWholeFileTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    std::string pattern =
-        (std::filesystem::temp_directory_path() / "picket-common-files-XXXXXX").string();
-    ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-
   std::string write(const std::string& name, const std::string& content) {
-    const std::string path = dir_ + "/" + name;
-    std::ofstream(path, std::ios::binary) << content;
-    return path;
+    return dir_.write(name, content);
   }
 
-  std::string dir_;
+  test_support::TempDir dir_{"picket-common-files"};
 };
 
 // Tests that the content comes back byte for byte: NUL and non-UTF-8 bytes, and a file larger
@@ -49,17 +39,17 @@ TEST_F(ReadWholeFileTest, ReadsAnEmptyFile) {
 // Tests that a missing file and a folder each give the system's reason, with the path as the
 // error's field.
 TEST_F(ReadWholeFileTest, GivesTheReasonAndPathOfAFailure) {
-  Result<std::string> missing = readWholeFile(dir_ + "/absent.yaml");
+  Result<std::string> missing = readWholeFile(dir_.file("absent.yaml"));
   ASSERT_FALSE(missing);
   EXPECT_EQ(missing.error().code, ErrorCode::kIo);
   EXPECT_EQ(missing.error().message, "No such file or directory");
-  EXPECT_EQ(missing.error().field, dir_ + "/absent.yaml");
+  EXPECT_EQ(missing.error().field, dir_.file("absent.yaml"));
 
-  Result<std::string> folder = readWholeFile(dir_);
+  Result<std::string> folder = readWholeFile(dir_.path());
   ASSERT_FALSE(folder);
   EXPECT_EQ(folder.error().code, ErrorCode::kIo);
   EXPECT_EQ(folder.error().message, "Is a directory");
-  EXPECT_EQ(folder.error().field, dir_);
+  EXPECT_EQ(folder.error().field, dir_.path());
 }
 
 }  // namespace

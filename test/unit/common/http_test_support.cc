@@ -15,8 +15,6 @@
 #include <cctype>
 #include <cerrno>
 #include <cstdlib>
-#include <filesystem>
-#include <fstream>
 #include <mutex>
 #include <thread>
 
@@ -134,25 +132,6 @@ bool Notification::wait(std::chrono::milliseconds timeout) {
 bool Notification::notified() {
   std::lock_guard lock(mu_);
   return notified_;
-}
-
-TempDir::TempDir() {
-  std::string pattern = (std::filesystem::temp_directory_path() / "picket-test-XXXXXX").string();
-  CHECK(mkdtemp(pattern.data()) != nullptr) << "mkdtemp: " << std::strerror(errno);
-  path_ = pattern;
-}
-
-TempDir::~TempDir() {
-  std::error_code ignored;
-  std::filesystem::remove_all(path_, ignored);
-}
-
-std::string TempDir::write(const std::string& name, std::string_view contents) const {
-  std::string path = path_ + "/" + name;
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(contents.data(), static_cast<std::streamsize>(contents.size()));
-  CHECK(out.good()) << "writing " << path;
-  return path;
 }
 
 TestCa::TestCa(const std::string& common_name) {

@@ -16,6 +16,8 @@
 #include <string_view>
 #include <vector>
 
+#include "test/support/files.h"
+
 namespace picket::http::testing {
 
 // How long tests wait for something that should happen at once; reached only when it fails.
@@ -39,21 +41,8 @@ class Notification {
   bool notified_ = false;
 };
 
-// A fresh temporary directory, removed with everything in it on destruction.
-class TempDir {
- public:
-  TempDir();
-  ~TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  const std::string& path() const { return path_; }
-  // Writes `contents` to path()/name (replacing it in place, not atomically) and returns the path.
-  std::string write(const std::string& name, std::string_view contents) const;
-
- private:
-  std::string path_;
-};
+// A folder of the test's own (test/support/files.h).
+using test_support::TempDir;
 
 // A PEM certificate with its PEM private key.
 struct CertifiedKey {

@@ -8,7 +8,7 @@ picket_cc_library(
   NAME http_test_support
   SRCS http_test_support.cc
   HDRS http_test_support.h
-  DEPS CURL::libcurl OpenSSL::Crypto glog::glog Threads::Threads
+  DEPS picket::test_support CURL::libcurl OpenSSL::Crypto glog::glog Threads::Threads
   TESTONLY)
 
 picket_cc_test(

@@ -2,32 +2,22 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <unistd.h>
 
-#include <filesystem>
-#include <fstream>
+#include <string>
+
+#include "test/support/files.h"
 
 namespace picket::init {
 namespace {
 
-// A scratch directory removed at the end of each test.
+// A scratch folder removed at the end of each test.
 class RunnerImplTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    std::string pattern =
-        (std::filesystem::temp_directory_path() / "picket-runner-test-XXXXXX").string();
-    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-
   std::string write(const std::string& name, const std::string& text) {
-    std::string path = (dir_ / name).string();
-    std::ofstream(path) << text;
-    return path;
+    return dir_.write(name, text);
   }
 
-  std::filesystem::path dir_;
+  test_support::TempDir dir_{"picket-runner-test"};
 };
 
 // Tests that the capabilities come from the status file it is given.
@@ -40,7 +30,7 @@ TEST_F(RunnerImplTest, ReadsCapabilitiesFromStatusFile) {
 
 // Tests that an unreadable status file is an error naming it.
 TEST_F(RunnerImplTest, ReportsUnreadableStatusFile) {
-  IptablesRunnerImpl runner((dir_ / "missing").string(), "/nonexistent");
+  IptablesRunnerImpl runner(dir_.file("missing"), "/nonexistent");
   auto mask = runner.effectiveCapabilities();
   ASSERT_FALSE(mask.has_value());
   EXPECT_THAT(mask.error().message, ::testing::HasSubstr("missing"));
@@ -51,7 +41,7 @@ TEST_F(RunnerImplTest, ReadsIpv6AddressesAndToleratesAKernelWithoutIpv6) {
   IptablesRunnerImpl with(
       "/nonexistent", write("if_inet6", "20010db8000000000000000000000001 02 40 00 80     eth0\n"));
   EXPECT_EQ(with.hasGlobalIpv6Address(), true);
-  IptablesRunnerImpl without("/nonexistent", (dir_ / "no_if_inet6").string());
+  IptablesRunnerImpl without("/nonexistent", dir_.file("no_if_inet6"));
   EXPECT_EQ(without.hasGlobalIpv6Address(), false);
 }
 

@@ -3,47 +3,17 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
-#include <filesystem>
 #include <fstream>
 #include <optional>
 #include <string>
 
+#include "test/support/files.h"
+
 // Test-only helpers shared by the kube_config tests.
 namespace picket::kube::testing {
 
-// A fresh directory under the system's temporary folder, removed with everything in it when the
-// object goes away.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern =
-        (std::filesystem::temp_directory_path() / "picket-config-XXXXXX").string();
-    if (mkdtemp(pattern.data()) == nullptr) ADD_FAILURE() << "mkdtemp failed";
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  const std::string& path() const { return path_; }
-
-  // Writes `content` to `name` inside the directory (making sub-folders) and returns its path.
-  std::string write(const std::string& name, const std::string& content) const {
-    const std::filesystem::path file = std::filesystem::path(path_) / name;
-    std::filesystem::create_directories(file.parent_path());
-    std::ofstream out(file, std::ios::binary | std::ios::trunc);
-    out << content;
-    out.close();
-    if (!out) ADD_FAILURE() << "cannot write " << file;
-    return file.string();
-  }
-
- private:
-  std::string path_;
-};
+// A folder of the test's own (test/support/files.h).
+using test_support::TempDir;
 
 // Sets (or, with nullopt, unsets) an environment variable for the life of the object and puts
 // the old value back afterwards.

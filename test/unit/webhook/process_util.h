@@ -19,6 +19,8 @@
 #include <string>
 #include <vector>
 
+#include "test/support/files.h"
+
 namespace picket::webhook::testing {
 
 // The Envoy binary from $PICKET_ENVOY (CMake sets it; see the top-level CMakeLists.txt). A
@@ -33,39 +35,8 @@ inline std::string envoyPath() {
   return path;
 }
 
-// A fresh directory under $TMPDIR (or /tmp), removed with its files when this goes away.
-class TempDir {
- public:
-  TempDir() {
-    const char* base = std::getenv("TMPDIR");
-    std::string pattern = std::string(base != nullptr ? base : "/tmp") + "/picket-test-XXXXXX";
-    if (mkdtemp(pattern.data()) == nullptr) ADD_FAILURE() << "mkdtemp failed";
-    path_ = pattern;
-  }
-  ~TempDir() {
-    for (const std::string& file : files_) unlink(file.c_str());
-    rmdir(path_.c_str());
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  // Writes `content` to `name` in the directory; returns the file's path.
-  std::string write(const std::string& name, const std::string& content) {
-    std::string file = path_ + "/" + name;
-    std::ofstream(file) << content;
-    files_.push_back(file);
-    return file;
-  }
-  // A path in the directory for a file someone else writes.
-  std::string file(const std::string& name) {
-    files_.push_back(path_ + "/" + name);
-    return files_.back();
-  }
-
- private:
-  std::string path_;
-  std::vector<std::string> files_;
-};
+// A folder of the test's own (test/support/files.h).
+using test_support::TempDir;
 
 inline std::string readAll(const std::string& path) {
   std::ifstream in(path);

@@ -5,8 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "common/files.h"
 #include "kube/config.h"
-#include "kube/internal/files.h"
 #include "test/unit/kube/config_test_util.h"
 
 namespace picket::kube {
@@ -33,7 +33,7 @@ class CapturedStderr {
   // Puts stderr back and returns what was written to it.
   std::string release() {
     restore();
-    auto text = internal::readFile(path_);
+    auto text = readWholeFile(path_);
     return text ? *text : "";
   }
 

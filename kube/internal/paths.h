@@ -1,14 +1,10 @@
 #pragma once
 
+// Paths of the files a kubeconfig names, which are relative to the kubeconfig's own folder.
+
 #include <string>
 
-#include "common/result.h"
-
 namespace picket::kube::internal {
-
-// Reads a whole file. The error (kIo) holds only the system's reason ("No such file or
-// directory"), so that each caller can say which file, in its own words.
-Result<std::string> readFile(const std::string& path);
 
 // `path` when it is absolute or `base_dir` is empty, else `base_dir`/`path` with "." and ".."
 // steps folded away.
