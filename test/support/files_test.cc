@@ -17,7 +17,7 @@ class FilesTest : public ::testing::Test {
 // Tests that what writeFile() wrote reads back byte for byte, with the permission bits asked for.
 TEST_F(FilesTest, ReadsBackWhatItWroteWithItsMode) {
   const std::string path = dir_.file("key");
-  const std::string content("line one\n\0binary\xff", 18);
+  const std::string content("line one\n\0binary\xff", 17);
   ASSERT_TRUE(writeFile(path, content, 0600));
   Result<std::string> read = readFile(path);
   ASSERT_TRUE(read) << read.error().describe();

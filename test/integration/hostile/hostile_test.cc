@@ -43,7 +43,7 @@ constexpr char kRunLabel[] = "test.picket.dev/hostile-run";
 // How long the API server may take to act on a change (a new configuration, a label).
 constexpr auto kSettle = 60s;
 // The API server's limit on the total size of an object's annotations (keys and values).
-constexpr std::size_t kAnnotationLimit = 256 * 1024;
+constexpr std::size_t kAnnotationLimit = std::size_t{256} * 1024;
 
 // Suite-wide: the webhook, and the name of the configuration that points at it.
 WebhookSuite* suite = nullptr;
@@ -199,7 +199,8 @@ TEST_F(HostileWebhookTest, InjectsPodWithHundredsOfContainers) {
 // the API server would store larger than it may be).
 TEST_F(HostileWebhookTest, HandlesAnnotationsNearTheSizeLimit) {
   json roomy = podManifest("roomy");
-  roomy["metadata"]["annotations"] = {{"example.com/blob", std::string(200 * 1024, 'x')}};
+  roomy["metadata"]["annotations"] = {
+      {"example.com/blob", std::string(std::size_t{200} * 1024, 'x')}};
   auto created = client().create(kube::resources::kPods, ns(), roomy);
   ASSERT_TRUE(created) << created.error().describe();
   EXPECT_TRUE(isInjected(storedPod("roomy")));
@@ -338,7 +339,8 @@ TEST_F(HostileWebhookTest, ReadsRepeatedKeysInReviewLastOneWins) {
 // being read whole, and ordinary reviews sent while it is on its way are answered.
 TEST_F(HostileWebhookTest, RefusesHundredMegabyteBodyAndKeepsServing) {
   std::string huge = podCreationReview(podManifest("huge"), ns(), "huge").dump();
-  huge.insert(huge.size() - 2, ",\"padding\":\"" + std::string(100 * 1000 * 1000, 'x') + "\"");
+  huge.insert(huge.size() - 2,
+              ",\"padding\":\"" + std::string(std::size_t{100} * 1000 * 1000, 'x') + "\"");
   std::atomic<bool> done{false};
   http::testing::CurlResult refused;
   std::thread sender([&] {
