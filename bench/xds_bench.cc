@@ -24,6 +24,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -77,7 +78,7 @@ double millisSince(Clock::time_point start, Clock::time_point end) {
 double quantile(std::vector<double>& values, double q) {
   if (values.empty()) return 0;
   std::sort(values.begin(), values.end());
-  const size_t rank = static_cast<size_t>(q * static_cast<double>(values.size() - 1) + 0.5);
+  const auto rank = static_cast<size_t>(std::lround(q * static_cast<double>(values.size() - 1)));
   return values[std::min(rank, values.size() - 1)];
 }
 
@@ -595,6 +596,7 @@ int againstCluster(const Options& options) {
     // Every Envoy polled in turn until all have the new count; 4 threads share them.
     std::vector<std::optional<double>> seen(envoys.size());
     std::vector<std::thread> threads;
+    threads.reserve(4);
     for (int t = 0; t < 4; ++t) {
       threads.emplace_back([&, t] {
         const auto deadline = written + std::chrono::seconds(10);
@@ -638,6 +640,7 @@ int againstCluster(const Options& options) {
   std::printf("   %d Envoys: %.1f MiB\n", options.envoys, rss_envoys);
   const int extra = std::max(0, options.proxies - options.envoys);
   std::vector<std::string> node_ids;
+  node_ids.reserve(static_cast<size_t>(extra));
   for (int i = 0; i < extra; ++i) node_ids.push_back("poller-" + std::to_string(i) + "." + ns);
   Pollers pollers(op->xds_port, node_ids);
   pollers.run(std::chrono::seconds(20));

@@ -590,6 +590,7 @@ class Server::Impl {
   // wait for a core).
   static std::vector<std::unique_ptr<net::io_context>> makeContexts(int threads) {
     std::vector<std::unique_ptr<net::io_context>> contexts;
+    contexts.reserve(static_cast<std::size_t>(threads));
     for (int i = 0; i < threads; ++i) contexts.push_back(std::make_unique<net::io_context>(1));
     return contexts;
   }

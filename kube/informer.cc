@@ -469,8 +469,8 @@ Status Informer::watchOnce(std::stop_token stop, bool& saw_event) {
   options.allow_bookmarks = true;
   const int64_t low = options_.min_watch_timeout.count();
   const int64_t high = std::max(low, static_cast<int64_t>(options_.max_watch_timeout.count()));
-  options.timeout_seconds = static_cast<int>(
-      std::min<int64_t>(high, low + static_cast<int64_t>(random() * (high - low + 1))));
+  options.timeout_seconds = static_cast<int>(std::min<int64_t>(
+      high, low + static_cast<int64_t>(random() * static_cast<double>(high - low + 1))));
   options.stall_timeout = std::chrono::seconds(options.timeout_seconds) + options_.stall_margin;
   options.stop = stop;
 

@@ -270,7 +270,7 @@ int run(const std::vector<std::string>& args, const sigset_t& signals) {
   }
 
   std::jthread trimmer([](const std::stop_token& token) {
-    returnFreeMemory(token, std::chrono::seconds(5), 8 * 1024 * 1024);
+    returnFreeMemory(token, std::chrono::seconds(5), std::size_t{8} * 1024 * 1024);
   });
 
   Status outcome = (*controller)->run(stop.get_token());

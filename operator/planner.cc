@@ -348,6 +348,7 @@ json orderValue(double order) {
 json policyMetadata(const std::string& name, const Target& target,
                     const std::vector<const Allowlist*>& sources, const PlannerConfig& config) {
   std::vector<std::string> names;
+  names.reserve(sources.size());
   for (const Allowlist* source : sources) names.push_back(source->name);
   json labels = {{std::string(kManagedByLabel), std::string(kManagedByValue)},
                  {std::string(kAllowlistLabel), internal::shortenName(names.front())}};
@@ -519,7 +520,7 @@ const char* allowlistStateReason(AllowlistState state) {
 
 Result<PlannerConfig> parsePlannerConfig(const nlohmann::json& value) {
   PlannerConfig config;
-  auto invalid = [](std::string field, std::string message) {
+  auto invalid = [](const std::string& field, const std::string& message) {
     return makeError(ErrorCode::kInvalidArgument, field + ": " + message, field);
   };
   try {

@@ -91,6 +91,7 @@ Status ApiServerProcess::start(std::chrono::milliseconds timeout) {
                                    url_.substr(url_.rfind(':') + 1)};
   args.insert(args.end(), extra_flags_.begin(), extra_flags_.end());
   std::vector<char*> argv;
+  argv.reserve(args.size() + 1);
   for (std::string& arg : args) argv.push_back(arg.data());
   argv.push_back(nullptr);
   const int spawned = posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ);

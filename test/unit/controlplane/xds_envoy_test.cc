@@ -52,13 +52,14 @@ constexpr std::chrono::seconds kEnvoyWait{20};
 // An HTTP server on 127.0.0.1 answering every GET / with `name`.
 std::unique_ptr<http::Server> backend(const std::string& name) {
   http::Router router;
-  EXPECT_TRUE(router.add("GET", "/", [name](http::Request, http::Responder responder) {
-    responder.send(http::Response::text(200, name));
-  }));
+  EXPECT_TRUE(
+      router.add("GET", "/", [name](const http::Request&, const http::Responder& responder) {
+        responder.send(http::Response::text(200, name));
+      }));
   http::ServerOptions options;
   options.name = name;
   options.bind_address = "127.0.0.1";
-  auto server = http::Server::start(options, std::move(router));
+  auto server = http::Server::start(options, router);
   EXPECT_TRUE(server) << server.error().describe();
   return server ? std::move(*server) : nullptr;
 }
@@ -123,7 +124,7 @@ class XdsEnvoyTest : public ::testing::Test {
     listen.name = "xds";
     listen.bind_address = "127.0.0.1";
     listen.registry = &registry_;
-    auto started = http::Server::start(listen, std::move(router));
+    auto started = http::Server::start(listen, router);
     ASSERT_TRUE(started) << started.error().describe();
     http_ = std::move(*started);
     server_->start();

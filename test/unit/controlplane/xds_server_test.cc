@@ -80,7 +80,7 @@ class XdsServerTest : public ::testing::Test {
     listen.bind_address = "127.0.0.1";
     listen.port = 0;
     listen.registry = &registry_;
-    auto started = http::Server::start(listen, std::move(router));
+    auto started = http::Server::start(listen, router);
     ASSERT_TRUE(started) << started.error().describe();
     http_ = std::move(*started);
     server_->start();
@@ -299,7 +299,7 @@ TEST_F(XdsServerTest, HoldsPollsUntilTheInputsAreReady) {
   http::ServerOptions listen;
   listen.bind_address = "127.0.0.1";
   listen.registry = &registry;
-  auto http = http::Server::start(listen, std::move(router));
+  auto http = http::Server::start(listen, router);
   ASSERT_TRUE(http);
   (*server)->start();
   RawClient client((*http)->port());

@@ -24,7 +24,7 @@ inline ObjectPtr share(json object) { return std::make_shared<const json>(std::m
 
 // A Service port: {name, port, protocol TCP} plus appProtocol and targetPort when given.
 inline json servicePort(const std::string& name, int port, const std::string& app_protocol = "",
-                        json target_port = nullptr) {
+                        const json& target_port = nullptr) {
   json out = {{"name", name}, {"port", port}, {"protocol", "TCP"}};
   if (!app_protocol.empty()) out["appProtocol"] = app_protocol;
   out["targetPort"] = target_port.is_null() ? json(port) : target_port;

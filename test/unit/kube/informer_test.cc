@@ -201,6 +201,7 @@ struct Harness {
 
 std::vector<std::string> keys(const std::vector<ObjectPtr>& objects) {
   std::vector<std::string> result;
+  result.reserve(objects.size());
   for (const ObjectPtr& object : objects) {
     result.push_back(objectKey(*object).value_or("?"));
   }

@@ -207,7 +207,8 @@ TEST(PlannerTest, IsStableAcrossRunsAndInputOrder) {
       EXPECT_EQ(first, again) << name;
       for (size_t shift = 1; shift < inputs.allowlists.size(); ++shift) {
         std::vector<json> rotated = inputs.allowlists;
-        std::rotate(rotated.begin(), rotated.begin() + shift, rotated.end());
+        std::rotate(rotated.begin(), rotated.begin() + static_cast<std::ptrdiff_t>(shift),
+                    rotated.end());
         std::vector<json> namespaces = inputs.namespaces;
         std::reverse(namespaces.begin(), namespaces.end());
         EXPECT_EQ(renderPlan(plan(rotated, namespaces, inputs.config)), first)

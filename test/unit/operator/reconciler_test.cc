@@ -285,6 +285,7 @@ WholeReconcile reconcileWhole(const ClusterCache& cache, size_t batch_services) 
 
   const std::vector<kube::ObjectPtr> allowlists = cache.allowlists("shop");
   std::vector<json> planned;
+  planned.reserve(allowlists.size());
   for (const kube::ObjectPtr& object : allowlists) planned.push_back(*object);
   for (const json& policy : plan(planned, {}, PlannerConfig{}).policies) {
     fake->expect({"PATCH", "/apis/projectcalico.org/v3/namespaces/shop/networkpolicies/" +
