@@ -1,13 +1,11 @@
 #include "cli/inject.h"
 
 #include <array>
-#include <cerrno>
-#include <cstring>
-#include <fstream>
 #include <optional>
 #include <sstream>
 #include <utility>
 
+#include "common/files.h"
 #include "common/yaml_json.h"
 
 namespace picket::cli {
@@ -168,15 +166,13 @@ Result<std::string> readInput(const std::string& path, std::istream& stdin_strea
     if (stdin_stream.bad()) return makeError(ErrorCode::kIo, "cannot read stdin", flag);
     return content.str();
   }
-  std::ifstream stream(path, std::ios::binary);
-  if (!stream) {
+  Result<std::string> text = readWholeFile(path);
+  if (!text) {
     return makeError(ErrorCode::kIo,
-                     std::string(flag) + ": cannot read " + path + ": " + std::strerror(errno),
+                     std::string(flag) + ": cannot read " + path + ": " + text.error().message,
                      flag);
   }
-  content << stream.rdbuf();
-  if (stream.bad()) return makeError(ErrorCode::kIo, std::string(flag) + ": cannot read " + path);
-  return content.str();
+  return text;
 }
 
 Result<webhook::Config> loadConfig(const Flags& flags, std::istream& stdin_stream) {

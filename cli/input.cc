@@ -1,10 +1,10 @@
 #include "cli/input.h"
 
 #include <filesystem>
-#include <fstream>
 #include <iterator>
-#include <sstream>
+#include <utility>
 
+#include "common/files.h"
 #include "common/yaml_json.h"
 
 namespace picket::cli {
@@ -33,11 +33,12 @@ Result<std::vector<InputObject>> readObjects(const std::string& path, std::istre
     if (std::filesystem::is_directory(path, error)) {
       return makeError(ErrorCode::kIo, path + " is a directory; give the files with -f each", path);
     }
-    std::ifstream in(path, std::ios::binary);
-    if (!in) return makeError(ErrorCode::kIo, "cannot read " + path, path);
-    std::ostringstream content;
-    content << in.rdbuf();
-    text = content.str();
+    Result<std::string> content = readWholeFile(path);
+    if (!content) {
+      return makeError(ErrorCode::kIo, "cannot read " + path + ": " + content.error().message,
+                       path);
+    }
+    text = std::move(*content);
   }
   auto documents = yamlDocumentsToJson(text, name);
   if (!documents) return makeError(std::move(documents.error()));
